@@ -1,0 +1,58 @@
+# The two set-up commands are `make run` and `make test`; everything else is a step of those.
+# Every Node tool runs on the Node pinned in package.json (node_modules/.bin/node, Node 24).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NPM_STAMP := node_modules/.install-stamp
+
+.PHONY: run test deps build generate check-generated lint infra-install infra-up infra-down cluster clean help
+
+help:
+	@echo "make run        the whole mesh in one process, embedded drivers, no external servers"
+	@echo "make test       install what tests need, start the real infrastructure, run every test, stop it"
+	@echo "make cluster    every service its own process against the real infrastructure"
+	@echo "make generate | lint | build | infra-up | infra-down"
+
+# npm packages, including the pinned Node binary. The system npm only bootstraps; nothing runs on it.
+$(NPM_STAMP): package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+	@node --version | grep -q '^v24\.' || { echo "pinned Node 24 missing from node_modules/.bin" >&2; exit 1; }
+	@touch $@
+
+deps: $(NPM_STAMP)
+
+build: deps
+	tsc -p tsconfig.json
+
+run: build
+	node dist/cmd/chat.js embedded
+
+generate: deps
+	buf generate
+
+# Generated code must match the contracts: regenerate and fail on any difference.
+check-generated: generate
+	@git diff --exit-code --stat -- gen || { echo "gen/ is stale: run 'make generate' and commit it" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; echo "gen/ has untracked generated files: commit them" >&2; exit 1; }
+
+lint: deps
+	buf lint
+	eslint --max-warnings 0 .
+	tsc -p tsconfig.json --noEmit
+
+infra-install:
+	bash infra/install.sh
+
+infra-up: infra-install
+	bash infra/up.sh
+
+infra-down:
+	bash infra/down.sh
+
+cluster: build infra-up
+	source infra/env.sh && node dist/cmd/chat.js cluster
+
+test: deps
+	bash scripts/test.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,82 @@
+// The cluster mode on one machine: every service its own OS process (`chat <service>`) with the
+// production drivers, pointed at the real infrastructure. Used by `chat cluster` (make cluster)
+// and by the mesh tests, so both run the mesh the same way.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createWriteStream, mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Env } from "../packages/runtime/src/config.js";
+import { findService, meshAddresses, portOf, SERVICES, type ServiceName } from "./services.js";
+
+export type { ServiceName };
+
+export interface ClusterOptions {
+  /** Infrastructure settings (PG_URL, REDIS_URL, KAFKA_BROKERS, CASSANDRA_*), from infra/env.sh. */
+  env: Env;
+  /** Added to every default port (tests use an offset so they never collide with `make run`). */
+  portOffset?: number;
+  /** Where each service's log goes (one file per service). */
+  logDir: string;
+  /** Extra settings for one service. */
+  overrides?: Partial<Record<ServiceName, Env>>;
+}
+
+export interface ClusterProcess {
+  name: ServiceName;
+  address: string;
+  child: ChildProcess;
+}
+
+const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
+
+/** The environment of one service process. */
+export function serviceEnv(name: ServiceName, opts: ClusterOptions): Env {
+  const service = findService(name);
+  if (service === undefined) throw new Error(`unknown service ${name}`);
+  const env = meshAddresses({ ...opts.env, BUS_DRIVER: "kafka" }, opts.portOffset ?? 0);
+  return { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
+}
+
+/** Starts one service process and waits until it prints that it is up (or fails). */
+export async function startService(name: ServiceName, opts: ClusterOptions): Promise<ClusterProcess> {
+  mkdirSync(opts.logDir, { recursive: true });
+  const log = createWriteStream(`${opts.logDir}/${name}.log`, { flags: "a" });
+  const env = serviceEnv(name, opts);
+  const child = spawn(process.execPath, [CHAT, name], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stderr.pipe(log);
+  let out = "";
+  const up = new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      log.write(chunk);
+      out += chunk.toString();
+      if (out.includes(` up in `)) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it was up; see ${opts.logDir}/${name}.log`)));
+  });
+  await up;
+  return { name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child };
+}
+
+/** Starts every service in order. */
+export async function startCluster(opts: ClusterOptions): Promise<ClusterProcess[]> {
+  const started: ClusterProcess[] = [];
+  try {
+    for (const s of SERVICES) started.push(await startService(s.name, opts));
+  } catch (err) {
+    await stopCluster(started);
+    throw err;
+  }
+  return started;
+}
+
+/** SIGTERM to every process (reverse order), SIGKILL after the bound. */
+export async function stopCluster(processes: ClusterProcess[], boundMs = 15_000): Promise<void> {
+  for (const p of [...processes].reverse()) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+    const exited = once(p.child, "exit");
+    p.child.kill("SIGTERM");
+    const timer = setTimeout(() => p.child.kill("SIGKILL"), boundMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,67 @@
+// OpenTelemetry for the whole process: W3C trace context, spans exported over OTLP/HTTP when an
+// endpoint is configured (or kept in memory for tests), and metrics served on /metrics in the
+// Prometheus format by the service's own port. Initialised once per process.
+import { context, metrics, propagation, trace, type Meter, type Tracer } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+
+export interface TelemetryOptions {
+  serviceName: string;
+  /** OTLP/HTTP base URL; spans go to <endpoint>/v1/traces. */
+  otlpEndpoint?: string;
+  /** Keep finished spans in memory (tests). */
+  memoryExporter?: boolean;
+}
+
+export interface Telemetry {
+  readonly serviceName: string;
+  /** Serves the Prometheus text of every metric of this process. */
+  metricsHandler(req: IncomingMessage, res: ServerResponse): void;
+  /** Finished spans (memoryExporter only), after flushing. */
+  finishedSpans(): Promise<ReadableSpan[]>;
+  shutdown(): Promise<void>;
+}
+
+let current: Telemetry | undefined;
+
+export function initTelemetry(opts: TelemetryOptions): Telemetry {
+  if (current !== undefined) return current;
+  const resource = resourceFromAttributes({ "service.name": opts.serviceName, "service.instance.id": randomUUID() });
+  const processors: SpanProcessor[] = [];
+  if (opts.otlpEndpoint !== undefined) {
+    processors.push(new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${opts.otlpEndpoint.replace(/\/$/, "")}/v1/traces` }) }));
+  }
+  const memory = opts.memoryExporter === true ? new InMemorySpanExporter() : undefined;
+  if (memory !== undefined) processors.push(new SimpleSpanProcessor({ exporter: memory }));
+  const tracerProvider = new TracerProvider({ resource, spanProcessors: processors });
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+  trace.setGlobalTracerProvider(tracerProvider);
+
+  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const meterProvider = new MeterProvider({ resource, readers: [prometheus] });
+  metrics.setGlobalMeterProvider(meterProvider);
+
+  current = {
+    serviceName: opts.serviceName,
+    metricsHandler: (req, res) => prometheus.getMetricsRequestHandler(req, res),
+    async finishedSpans() {
+      await tracerProvider.forceFlush();
+      return memory?.getFinishedSpans() ?? [];
+    },
+    async shutdown() {
+      await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]);
+    },
+  };
+  return current;
+}
+
+export const tracer = (name: string): Tracer => trace.getTracer(name);
+export const meter = (name: string): Meter => metrics.getMeter(name);

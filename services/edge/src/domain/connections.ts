@@ -1,0 +1,38 @@
+// The edge's table of live client connections (session id -> writer). Pure bookkeeping: the
+// WebSocket and Connect stream code (issue #3) adds and removes entries.
+import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
+
+export interface ClientConnection {
+  sessionId: string;
+  userId: string;
+  deviceId: string;
+  /** Writes one event to the client; false when the connection is gone. */
+  send(event: Event): boolean;
+  /** Asks the client to reconnect elsewhere and closes within the deadline. */
+  drain(reason: string, withinMs: number): void;
+}
+
+export class ConnectionTable {
+  private readonly bySession = new Map<string, ClientConnection>();
+  draining = false;
+
+  get size(): number {
+    return this.bySession.size;
+  }
+
+  add(conn: ClientConnection): void {
+    this.bySession.set(conn.sessionId, conn);
+  }
+
+  remove(sessionId: string): void {
+    this.bySession.delete(sessionId);
+  }
+
+  get(sessionId: string): ClientConnection | undefined {
+    return this.bySession.get(sessionId);
+  }
+
+  all(): IterableIterator<ClientConnection> {
+    return this.bySession.values();
+  }
+}

@@ -1,0 +1,35 @@
+// EdgeService, the edge's internal face: routing hands it events for the sessions it holds.
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { EdgeService } from "../../../gen/chat/edge/v1/edge_pb.js";
+import type { ConnectionTable } from "./domain/connections.js";
+
+const DEFAULT_DRAIN_MS = 10_000;
+
+export function createEdgeHandler(table: ConnectionTable): ServiceImpl<typeof EdgeService> {
+  return {
+    async deliver(req) {
+      let delivered = 0;
+      const gone: string[] = [];
+      for (const delivery of req.deliveries) {
+        const event = delivery.event;
+        if (event === undefined) continue; // protovalidate requires it; kept for the type checker
+        for (const sessionId of delivery.sessionIds) {
+          const conn = table.get(sessionId);
+          if (conn === undefined || !conn.send(event)) gone.push(sessionId);
+          else delivered++;
+        }
+      }
+      return { delivered, goneSessionIds: gone };
+    },
+    async drain(req) {
+      table.draining = true;
+      const withinMs = req.deadlineMs || DEFAULT_DRAIN_MS;
+      let clients = 0;
+      for (const conn of table.all()) {
+        conn.drain("edge draining", withinMs);
+        clients++;
+      }
+      return { clients };
+    },
+  };
+}

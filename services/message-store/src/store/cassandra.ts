@@ -1,0 +1,120 @@
+// Cassandra driver. Rows live in partitions (conversation_id, bucket); the seq of a new message is
+// guarded by a lightweight transaction (INSERT ... IF NOT EXISTS), so a stale counter (another
+// writer, a restart) can never reuse a seq: on conflict the counter is re-seeded from the store.
+// Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
+// verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
+import cassandra from "cassandra-driver";
+import type { Client } from "cassandra-driver";
+import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
+import { BUCKET_SIZE, bucketOf } from "../domain/sequencing.js";
+import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
+import type { MessageStore, NewMessage } from "./port.js";
+
+const { Long } = cassandra.types;
+const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
+const Q = {
+  insert: `INSERT INTO messages (conversation_id, bucket, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+  one: `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
+  range: `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
+  last: "SELECT seq FROM messages WHERE conversation_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1",
+  headGet: "SELECT last_seq FROM message_heads WHERE conversation_id = ?",
+  headSet: "UPDATE message_heads SET last_seq = ? WHERE conversation_id = ?",
+  idemGet: "SELECT seq, message_id FROM message_idempotency WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?",
+  idemSet: "INSERT INTO message_idempotency (conversation_id, sender_id, client_msg_id, seq, message_id) VALUES (?, ?, ?, ?, ?)",
+};
+const OPTS = { prepare: true };
+
+/** bigint columns come back as Long (or bigint / number depending on client options). */
+const num = (v: unknown): number => {
+  if (typeof v === "number") return v;
+  if (typeof v === "bigint") return Number(v);
+  if (v instanceof Long) return v.toNumber();
+  if (v === null || v === undefined) return 0;
+  throw new TypeError(`not a number: ${String(v)}`);
+};
+
+const rowToMessage = (row: cassandra.types.Row): Message =>
+  toMessage({ ...(row as unknown as MessageRow), seq: num(row["seq"]) });
+
+export interface CassandraStoreOptions {
+  logger?: { warn(obj: object, msg: string): void };
+  /** Messages per partition. Fixed for a keyspace's life; tests use a small one to cross buckets. */
+  bucketSize?: number;
+}
+
+export function createCassandraMessageStore(client: Client, opts: CassandraStoreOptions = {}): MessageStore {
+  const size = opts.bucketSize ?? BUCKET_SIZE;
+  const bucket = (seq: number) => bucketOf(seq, size);
+  /** This process's view of each conversation's last seq; re-seeded on any conflict. */
+  const lastSeqs = new Map<string, number>();
+
+  async function probeLastSeq(conversationId: string): Promise<number> {
+    const head = await client.execute(Q.headGet, [conversationId], OPTS);
+    let last = num(head.first()?.["last_seq"]);
+    // Seqs are gap-free: walk forward from the hint's bucket to the highest stored seq.
+    for (let b = bucket(Math.max(last, 1)); ; b++) {
+      const r = await client.execute(Q.last, [conversationId, b], OPTS);
+      const row = r.first();
+      if (row === null) break;
+      last = Math.max(last, num(row["seq"]));
+      if (last < (b + 1) * size) break;
+    }
+    return last;
+  }
+
+  async function findRetry(m: NewMessage): Promise<Message | undefined> {
+    const idem = (await client.execute(Q.idemGet, [m.conversationId, m.senderId, m.clientMsgId], OPTS)).first();
+    if (idem === null) return undefined;
+    const seq = num(idem["seq"]);
+    const row = (await client.execute(Q.one, [m.conversationId, bucket(seq), Long.fromNumber(seq)], OPTS)).first();
+    // A claim whose message write never happened (crash in between) is stale: append anew.
+    if (row === null || row["message_id"] !== idem["message_id"]) return undefined;
+    return rowToMessage(row);
+  }
+
+  return {
+    async append(m) {
+      const previous = await findRetry(m);
+      if (previous !== undefined) return { message: previous, created: false };
+      for (let attempt = 0; ; attempt++) {
+        const seq = (lastSeqs.get(m.conversationId) ?? (await probeLastSeq(m.conversationId))) + 1;
+        const seqLong = Long.fromNumber(seq);
+        await client.execute(Q.idemSet, [m.conversationId, m.senderId, m.clientMsgId, seqLong, m.messageId], OPTS);
+        const result = await client.execute(
+          Q.insert,
+          [m.conversationId, bucket(seq), seqLong, m.messageId, m.clientMsgId, m.senderId, m.senderDeviceId, m.serverTime, Buffer.from(encodeContent(m.content))],
+          OPTS,
+        );
+        if (result.wasApplied()) {
+          lastSeqs.set(m.conversationId, seq);
+          // The head is only a hint for re-seeding; a lost update costs one more probe, nothing else.
+          client.execute(Q.headSet, [seqLong, m.conversationId], OPTS).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
+          return { message: withSeq(m, seq), created: true };
+        }
+        // Another writer holds this seq: our counter was stale. Re-seed and try the next one.
+        lastSeqs.delete(m.conversationId);
+        if (attempt >= 100) throw new Error(`could not claim a seq in ${m.conversationId} after ${attempt} attempts`);
+      }
+    },
+    async lastSeq(conversationId) {
+      const last = await probeLastSeq(conversationId);
+      lastSeqs.set(conversationId, Math.max(last, lastSeqs.get(conversationId) ?? 0));
+      return last;
+    },
+    async range(conversationId, lo, hi) {
+      const out: Message[] = [];
+      for (let b = bucket(lo); b <= bucket(hi); b++) {
+        const r = await client.execute(Q.range, [conversationId, b, Long.fromNumber(lo), Long.fromNumber(hi)], OPTS);
+        for (const row of r.rows) out.push(rowToMessage(row));
+      }
+      return out;
+    },
+    async health() {
+      await client.execute("SELECT release_version FROM system.local");
+    },
+    async close() {
+      await client.shutdown();
+    },
+  };
+}

@@ -1,0 +1,53 @@
+// Embedded driver: messages in SQL on PGlite, persisted under DATA_DIR. The seq comes from an
+// upsert on ms_heads inside the same transaction as the insert, so it is gap-free and never reused.
+import type { Sql } from "../../../../packages/runtime/src/sql/port.js";
+import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
+import type { MessageStore } from "./port.js";
+
+const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
+
+export function createEmbeddedMessageStore(sql: Sql): MessageStore {
+  return {
+    async append(m) {
+      return sql.transaction(async (tx) => {
+        const existing = await tx.query<MessageRow>(
+          `SELECT ${COLUMNS} FROM ms_messages WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3`,
+          [m.conversationId, m.senderId, m.clientMsgId],
+        );
+        const row = existing.rows[0];
+        if (row !== undefined) return { message: toMessage(row), created: false };
+        const head = await tx.query<{ last_seq: number }>(
+          `INSERT INTO ms_heads (conversation_id, last_seq) VALUES ($1, 1)
+           ON CONFLICT (conversation_id) DO UPDATE SET last_seq = ms_heads.last_seq + 1
+           RETURNING last_seq`,
+          [m.conversationId],
+        );
+        const seq = Number(head.rows[0]?.last_seq);
+        await tx.query(`INSERT INTO ms_messages (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+          m.conversationId,
+          seq,
+          m.messageId,
+          m.clientMsgId,
+          m.senderId,
+          m.senderDeviceId,
+          m.serverTime,
+          encodeContent(m.content),
+        ]);
+        return { message: withSeq(m, seq), created: true };
+      });
+    },
+    async lastSeq(conversationId) {
+      const r = await sql.query<{ last_seq: number }>("SELECT last_seq FROM ms_heads WHERE conversation_id = $1", [conversationId]);
+      return Number(r.rows[0]?.last_seq ?? 0);
+    },
+    async range(conversationId, lo, hi) {
+      const r = await sql.query<MessageRow>(
+        `SELECT ${COLUMNS} FROM ms_messages WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq`,
+        [conversationId, lo, hi],
+      );
+      return r.rows.map(toMessage);
+    },
+    health: () => sql.health(),
+    close: () => sql.close(),
+  };
+}

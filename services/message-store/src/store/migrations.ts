@@ -1,0 +1,59 @@
+// Schemas of both drivers. Append-only lists: a released migration is never edited.
+
+/** Embedded driver (PGlite; the same SQL runs on PostgreSQL). */
+export const sqlMigrations = [
+  {
+    id: "001_messages",
+    sql: `
+      CREATE TABLE ms_messages (
+        conversation_id  text        NOT NULL,
+        seq              bigint      NOT NULL,
+        message_id       text        NOT NULL,
+        client_msg_id    text        NOT NULL,
+        sender_id        text        NOT NULL,
+        sender_device_id text        NOT NULL,
+        server_time      timestamptz NOT NULL,
+        content          bytea       NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+      );
+      CREATE UNIQUE INDEX ms_messages_idempotency ON ms_messages (conversation_id, sender_id, client_msg_id);
+      CREATE TABLE ms_heads (
+        conversation_id text   PRIMARY KEY,
+        last_seq        bigint NOT NULL
+      );`,
+  },
+];
+
+/** Cassandra driver. Partitions are (conversation_id, bucket) with bucket = (seq - 1) / 1000. */
+export const cqlMigrations = [
+  {
+    id: "001_messages",
+    cql: [
+      `CREATE TABLE IF NOT EXISTS messages (
+        conversation_id  text,
+        bucket           int,
+        seq              bigint,
+        message_id       text,
+        client_msg_id    text,
+        sender_id        text,
+        sender_device_id text,
+        server_time      timestamp,
+        content          blob,
+        PRIMARY KEY ((conversation_id, bucket), seq)
+      ) WITH CLUSTERING ORDER BY (seq ASC)`,
+      // A hint of the last seq; the truth is the highest stored seq (see lastSeq).
+      `CREATE TABLE IF NOT EXISTS message_heads (
+        conversation_id text PRIMARY KEY,
+        last_seq        bigint
+      )`,
+      `CREATE TABLE IF NOT EXISTS message_idempotency (
+        conversation_id text,
+        sender_id       text,
+        client_msg_id   text,
+        seq             bigint,
+        message_id      text,
+        PRIMARY KEY ((conversation_id, sender_id, client_msg_id))
+      )`,
+    ],
+  },
+];

@@ -1,0 +1,35 @@
+// The message store's storage port. Two drivers: embedded (SQL on PGlite) and cassandra.
+// One contract suite (test/store.contract.test.ts) runs against both.
+import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
+
+/** What a new message carries before the store gives it a seq. */
+export interface NewMessage {
+  conversationId: string;
+  messageId: string;
+  clientMsgId: string;
+  senderId: string;
+  senderDeviceId: string;
+  serverTime: Date;
+  content: Message["content"];
+}
+
+export interface AppendResult {
+  message: Message;
+  /** False when (conversation, sender, client_msg_id) was already stored: the stored message is returned. */
+  created: boolean;
+}
+
+export interface MessageStore {
+  /**
+   * Stores the message with seq = last seq + 1, atomically and durably. Idempotent per
+   * (conversation, sender, client_msg_id). Callers serialise appends per conversation; the store
+   * still refuses to reuse a seq if another writer got there first (it re-reads and retries).
+   */
+  append(message: NewMessage): Promise<AppendResult>;
+  /** The highest seq of a conversation (0 when empty). */
+  lastSeq(conversationId: string): Promise<number>;
+  /** Messages with lo <= seq <= hi, ascending. */
+  range(conversationId: string, lo: number, hi: number): Promise<Message[]>;
+  health(): Promise<void>;
+  close(): Promise<void>;
+}

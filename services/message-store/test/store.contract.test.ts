@@ -1,0 +1,138 @@
+// One contract for the message store, run against both drivers: embedded (PGlite, persisted in a
+// temporary folder) and Cassandra (the real server).
+import assert from "node:assert/strict";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { migrateCql, openCassandra, type CassandraSession } from "../../../packages/runtime/src/cassandra.js";
+import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
+import { openPglite } from "../../../packages/runtime/src/sql/pglite.js";
+import { KeyedSerialQueue } from "../src/domain/sequencing.js";
+import { createCassandraMessageStore } from "../src/store/cassandra.js";
+import { createEmbeddedMessageStore } from "../src/store/embedded.js";
+import { cqlMigrations, sqlMigrations } from "../src/store/migrations.js";
+import type { MessageStore, NewMessage } from "../src/store/port.js";
+
+interface Driver {
+  /** A store; several calls give several independent writers over the same data. */
+  open(): Promise<MessageStore>;
+  close(): Promise<void>;
+}
+
+const text = (conversationId: string, senderId: string, clientMsgId: string, body = clientMsgId): NewMessage => ({
+  conversationId,
+  senderId,
+  clientMsgId,
+  senderDeviceId: "device-1",
+  messageId: randomUUID(),
+  serverTime: new Date(),
+  content: { case: "text", value: body },
+});
+
+function messageStoreContract(name: string, driver: () => Promise<Driver>, opts: { writers: number }): void {
+  describe(`message store contract: ${name}`, () => {
+    let d: Driver;
+    const conv = () => `c-${randomBytes(6).toString("hex")}`;
+    after(async () => d?.close());
+
+    it("gives seqs 1, 2, 3, ... and reads them back in order", async () => {
+      d = await driver();
+      const store = await d.open();
+      const c = conv();
+      for (let i = 1; i <= 5; i++) {
+        const r = await store.append(text(c, "alice", `m${i}`));
+        assert.deepEqual([r.created, Number(r.message.seq)], [true, i]);
+      }
+      assert.equal(await store.lastSeq(c), 5);
+      assert.deepEqual((await store.range(c, 2, 4)).map((m) => [Number(m.seq), m.content.value]), [
+        [2, "m2"],
+        [3, "m3"],
+        [4, "m4"],
+      ]);
+      assert.equal(await store.lastSeq(conv()), 0);
+    });
+
+    it("a retry with the same client_msg_id returns the stored message and stores no copy", async () => {
+      const store = await d.open();
+      const c = conv();
+      const first = await store.append(text(c, "alice", "same", "hello"));
+      const again = await store.append(text(c, "alice", "same", "hello (retry)"));
+      assert.equal(again.created, false);
+      assert.deepEqual([Number(again.message.seq), again.message.messageId, again.message.content.value], [1, first.message.messageId, "hello"]);
+      const other = await store.append(text(c, "bob", "same"));
+      assert.deepEqual([other.created, Number(other.message.seq)], [true, 2], "the key is per sender");
+      assert.equal(await store.lastSeq(c), 2);
+    });
+
+    it("concurrent appends through the per-conversation queue are gap-free and unique", async () => {
+      const store = await d.open();
+      const queue = new KeyedSerialQueue();
+      const c = conv();
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => queue.run(c, () => store.append(text(c, `u${i % 4}`, `k${i}`)))));
+      assert.deepEqual(results.map((r) => Number(r.message.seq)).sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i + 1));
+      assert.equal((await store.range(c, 1, 40)).length, 40);
+    });
+
+    if (opts.writers > 1) {
+      it("a second writer with a stale counter never reuses a seq", async () => {
+        const a = await d.open();
+        const b = await d.open();
+        const c = conv();
+        const seqs: number[] = [];
+        for (let i = 0; i < 12; i++) seqs.push(Number((await (i % 3 === 0 ? b : a).append(text(c, "alice", `w${i}`))).message.seq));
+        assert.deepEqual(seqs, Array.from({ length: 12 }, (_, i) => i + 1));
+        const stored = await a.range(c, 1, 12);
+        assert.deepEqual(stored.map((m) => m.content.value), Array.from({ length: 12 }, (_, i) => `w${i}`));
+      });
+    }
+
+    it("pages across partition buckets", async () => {
+      const store = await d.open();
+      const c = conv();
+      for (let i = 1; i <= 25; i++) await store.append(text(c, "alice", `b${i}`));
+      assert.equal(await store.lastSeq(c), 25);
+      assert.deepEqual((await store.range(c, 8, 22)).map((m) => Number(m.seq)), Array.from({ length: 15 }, (_, i) => i + 8));
+    });
+  });
+}
+
+messageStoreContract(
+  "embedded (PGlite)",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ms-contract-"));
+    const sql = await openPglite(dir);
+    await migrateSql(sql, "message-store", sqlMigrations);
+    return { open: async () => createEmbeddedMessageStore(sql), close: () => sql.close() };
+  },
+  { writers: 1 },
+);
+
+messageStoreContract(
+  "cassandra",
+  async () => {
+    const contactPoints = (process.env["CASSANDRA_CONTACT_POINTS"] ?? assert.fail("CASSANDRA_CONTACT_POINTS is not set: run through 'make test' (real Cassandra required)")).split(",");
+    const session: CassandraSession = await openCassandra({ contactPoints, localDataCenter: process.env["CASSANDRA_LOCAL_DC"] ?? "datacenter1", keyspace: "chat_contract" });
+    await migrateCql(session, "message-store", cqlMigrations);
+    // Each writer is its own store (its own counters), as two message-store processes would be.
+    return { open: async () => createCassandraMessageStore(session.client, { bucketSize: 10 }), close: () => session.close() };
+  },
+  { writers: 2 },
+);
+
+describe("embedded message store persistence", () => {
+  it("keeps messages across a restart of the process", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ms-persist-"));
+    const first = await openPglite(dir);
+    await migrateSql(first, "message-store", sqlMigrations);
+    await createEmbeddedMessageStore(first).append(text("c-persist", "alice", "m1", "still here"));
+    await first.close();
+    const second = await openPglite(dir);
+    await migrateSql(second, "message-store", sqlMigrations);
+    const store = createEmbeddedMessageStore(second);
+    assert.deepEqual((await store.range("c-persist", 1, 1)).map((m) => m.content.value), ["still here"]);
+    assert.equal(Number((await store.append(text("c-persist", "alice", "m2"))).message.seq), 2);
+    await second.close();
+  });
+});

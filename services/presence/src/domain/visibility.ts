@@ -1,0 +1,21 @@
+// What a viewer sees of a user's presence: online/offline always; last seen unless the user hid it
+// (a user always sees their own). Pure.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { PresenceState } from "../../../../gen/chat/api/v1/enums_pb.js";
+import { PresenceSchema, type Presence } from "../../../../gen/chat/api/v1/model_pb.js";
+
+export interface UserPresence {
+  online: boolean;
+  /** When the last device went away (offline users seen before). */
+  lastSeenMs?: number;
+}
+
+export function presenceFor(viewerId: string, userId: string, p: UserPresence, showsLastSeen: boolean): Presence {
+  const visible = viewerId === userId || showsLastSeen;
+  return create(PresenceSchema, {
+    userId,
+    state: p.online ? PresenceState.ONLINE : PresenceState.OFFLINE,
+    ...(!p.online && visible && p.lastSeenMs !== undefined ? { lastSeen: timestampFromMs(p.lastSeenMs) } : {}),
+  });
+}
