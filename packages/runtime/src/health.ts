@@ -3,8 +3,9 @@
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { EventEmitter, on } from "node:events";
+import type {
+  Health} from "../../../gen/grpc/health/v1/health_pb.js";
 import {
-  Health,
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as Status,
   type HealthCheckResponse,

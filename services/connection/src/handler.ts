@@ -1,8 +1,9 @@
 // ConnectionService: the session registry and edge assignment. State lives in the RegistryStore.
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
+import type {
+  ConnectionService} from "../../../gen/chat/connection/v1/connection_pb.js";
 import {
-  ConnectionService,
   UserSessionsSchema,
 } from "../../../gen/chat/connection/v1/connection_pb.js";
 import { invalidArgument, unavailable } from "../../../packages/runtime/src/errors.js";

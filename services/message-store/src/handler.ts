@@ -3,7 +3,7 @@
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import type { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
 import { Code, ConnectError, permissionDenied, unimplemented } from "../../../packages/runtime/src/errors.js";
 import { accessOf, type Access } from "./domain/access.js";

@@ -43,7 +43,7 @@ export function createPresence(opts: PresenceHandlerOptions): PresenceRuntime {
   const sweep = async () => {
     for (const gone of await store.sweep(now())) emit({ userId: gone.userId, online: false, lastSeenMs: gone.lastSeenMs });
   };
-  const timer = setInterval(() => sweep().catch((err: unknown) => opts.logger.warn({ err }, "presence sweep failed")), opts.sweepIntervalMs);
+  const timer = setInterval(() => void sweep().catch((err: unknown) => opts.logger.warn({ err }, "presence sweep failed")), opts.sweepIntervalMs);
   timer.unref();
 
   const handler: ServiceImpl<typeof PresenceService> = {

@@ -97,8 +97,10 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 6,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+        eachBatch: async (payload) => {
+          const { batch } = payload;
+          const live = () => payload.isRunning() && !payload.isStale();
+          if (batch.messages.length === 0 || !live()) return;
           const records: BusRecord[] = batch.messages.map((m) => ({
             topic: batch.topic,
             partition: batch.partition,
@@ -115,12 +117,12 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
             } catch (err) {
               logger.warn({ err, topic: batch.topic, partition: batch.partition, attempt }, "handler failed; retrying the batch");
               await new Promise((r) => setTimeout(r, retryDelayMs(attempt)));
-              await heartbeat();
-              if (!isRunning() || isStale()) return; // not committed: redelivered after the rebalance
+              await payload.heartbeat();
+              if (!live()) return; // not committed: redelivered after the rebalance
             }
           }
           const last = batch.messages[batch.messages.length - 1]?.offset ?? batch.firstOffset() ?? "0";
-          resolveOffset(last);
+          payload.resolveOffset(last);
           await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
           const entry = assigned.get(`${batch.topic}/${batch.partition}`);
           if (entry !== undefined) entry.committed = Number(last) + 1;

@@ -1,10 +1,12 @@
-// The memory driver: an in-process broker for the embedded mode (one node; records live in memory
-// until every group has consumed them). Same at-least-once semantics as Kafka.
+// The memory driver: an in-process broker for the embedded mode (one node; records live in memory,
+// the newest RETAINED per partition once consumed). Same at-least-once semantics as Kafka.
 import { createLogger } from "../log.js";
 import { partitionOf, retryDelayMs, type Bus, type BusRecord, type PartitionLag, type SubscribeOptions, type Subscription } from "./port.js";
 
 const logger = createLogger("bus.memory");
 const DEFAULT_PARTITIONS = 6;
+/** Records kept per partition once every group has consumed them (a group that joins later with fromBeginning sees these). */
+const RETAINED = 10_000;
 
 interface Partition {
   /** Offset of records[0]. */
@@ -95,11 +97,11 @@ export function createMemoryBus(): Bus {
     }
   }
 
-  /** Drops records every group subscribed to the topic has committed. */
+  /** Drops the oldest records beyond RETAINED that every group subscribed to the topic has committed. */
   function trim(topic: string, partition: number): void {
     const part = partitionsOf(topic)[partition];
-    if (part === undefined) return;
-    let min = part.base + part.records.length;
+    if (part === undefined || part.records.length <= RETAINED) return;
+    let min = part.base + part.records.length - RETAINED;
     for (const group of groups.values()) {
       if (!group.members.some((m) => m.opts.topics.includes(topic))) continue;
       min = Math.min(min, group.committed.get(tp(topic, partition)) ?? part.base);
@@ -122,7 +124,7 @@ export function createMemoryBus(): Bus {
       const timestamp = Date.now();
       for (const r of records) {
         const partition = partitionOf(r.key, parts.length);
-        const part = parts[partition] as Partition;
+        const part = parts[partition];
         part.records.push({ topic, partition, offset: String(part.base + part.records.length), key: r.key, value: r.value, headers: r.headers ?? {}, timestamp });
       }
       schedule();

@@ -17,7 +17,7 @@ export function createEmbeddedRegistry(now: () => number = Date.now): RegistrySt
       const expiresAtMs = now() + ttlMs;
       for (const session of list) {
         let byId = sessions.get(session.userId);
-        if (byId === undefined) sessions.set(session.userId, (byId = new Map()));
+        if (byId === undefined) sessions.set(session.userId, (byId = new Map<string, Entry<Session>>()));
         byId.set(session.sessionId, { value: session, expiresAtMs });
       }
     },

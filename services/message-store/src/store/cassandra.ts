@@ -31,7 +31,7 @@ const num = (v: unknown): number => {
   if (typeof v === "bigint") return Number(v);
   if (v instanceof Long) return v.toNumber();
   if (v === null || v === undefined) return 0;
-  throw new TypeError(`not a number: ${String(v)}`);
+  throw new TypeError(`not a number: ${typeof v}`);
 };
 
 const rowToMessage = (row: cassandra.types.Row): Message =>

@@ -23,7 +23,7 @@ export function createEmbeddedPresence(): PresenceStore {
       const cameOnline: string[] = [];
       for (const { userId, deviceId } of list) {
         let byDevice = devices.get(userId);
-        if (byDevice === undefined) devices.set(userId, (byDevice = new Map()));
+        if (byDevice === undefined) devices.set(userId, (byDevice = new Map<string, number>()));
         const wasOnline = latest(userId) > nowMs;
         byDevice.set(deviceId, Math.max(expiresAtMs, byDevice.get(deviceId) ?? 0));
         if (!wasOnline && !cameOnline.includes(userId)) cameOnline.push(userId);

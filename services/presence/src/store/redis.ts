@@ -18,7 +18,7 @@ for i = 3, #ARGV, 2 do
   local user, device = ARGV[i], ARGV[i + 1]
   local old = tonumber(redis.call('ZSCORE', KEYS[1], user) or '0')
   redis.call('ZADD', KEYS[2] .. user .. '}', 'GT', exp, device)
-  redis.call('PEXPIREAT', KEYS[2] .. user .. '}', exp + 86400000)
+  redis.call('PEXPIRE', KEYS[2] .. user .. '}', exp - now + 86400000)
   redis.call('ZADD', KEYS[1], 'GT', exp, user)
   if old <= now then online[#online + 1] = user end
 end
@@ -80,7 +80,7 @@ export function createRedisPresence(redis: Redis): PresenceStore {
     async sweep(nowMs) {
       const raw = (await redis.eval(SWEEP, 3, KEYS.expiry, devicesPrefix, KEYS.lastSeen, nowMs)) as string[];
       const out: WentOffline[] = [];
-      for (let i = 0; i < raw.length; i += 2) out.push({ userId: raw[i] as string, lastSeenMs: Number(raw[i + 1]) });
+      for (let i = 0; i < raw.length; i += 2) out.push({ userId: raw[i], lastSeenMs: Number(raw[i + 1]) });
       return out;
     },
     async get(userIds, nowMs) {

@@ -31,7 +31,7 @@ export function createSqlPushStore(sql: Sql): PushStore {
           `INSERT INTO push_targets (target_id, user_id, device_id, platform, details) VALUES ($1, $2, $3, $4, $5) RETURNING ${COLUMNS}`,
           [t.targetId, t.userId, t.deviceId, t.platform, JSON.stringify(t.details)],
         );
-        return toTarget(inserted.rows[0] as Row);
+        return toTarget(inserted.rows[0]);
       });
     },
     async listTargets(userId) {

@@ -1,0 +1,68 @@
+// One contract for the group store, run against both drivers: PGlite (also reopened, to prove it
+// persists) and real PostgreSQL.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import { ConversationType, Role } from "../../../gen/chat/api/v1/enums_pb.js";
+import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
+import type { Sql } from "../../../packages/runtime/src/sql/port.js";
+import { sqlDrivers } from "../../../tests/support/sql.js";
+import { newConversationId } from "../src/domain/rules.js";
+import { migrations } from "../src/store/migrations.js";
+import { createSqlGroupStore } from "../src/store/sql.js";
+
+for (const driver of sqlDrivers("group-contract")) {
+  describe(`group store contract: ${driver.name}`, () => {
+    const run = randomBytes(4).toString("hex");
+    const u = (name: string) => `${name}-${run}`;
+    const open = async () => {
+      const sql: Sql = await driver.open();
+      await migrateSql(sql, "group", migrations);
+      return createSqlGroupStore(sql);
+    };
+
+    it("creates one direct conversation per pair, whichever side asks, even concurrently", async () => {
+      const store = await open();
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store.getOrCreateDirect(u("ann"), u("ben"), newConversationId()) : store.getOrCreateDirect(u("ben"), u("ann"), newConversationId()))),
+      );
+      const ids = new Set(results.map((r) => r.conversation.conversationId));
+      assert.equal(ids.size, 1);
+      assert.equal(results.filter((r) => r.created).length, 1);
+      const [id] = ids;
+      const c = await store.getConversation(id);
+      assert.deepEqual([c?.type, c?.memberCount], [ConversationType.DIRECT, 2]);
+      await store.close();
+    });
+
+    it("knows memberships, lists members and a user's conversations in pages", async () => {
+      const store = await open();
+      const a = await store.getOrCreateDirect(u("cat"), u("dan"), newConversationId());
+      const b = await store.getOrCreateDirect(u("cat"), u("eve"), newConversationId());
+      const id = a.conversation.conversationId;
+      const m = await store.getMembership(id, u("dan"));
+      assert.deepEqual([m?.member, m?.role, m?.visibleFromSeq], [true, Role.MEMBER, 0n]);
+      assert.equal(await store.getMembership(id, u("eve")), undefined);
+      assert.deepEqual((await store.listMembers(id, "", 10)).map((r) => r.userId), [u("cat"), u("dan")]);
+      assert.deepEqual((await store.listMembers(id, u("cat"), 10)).map((r) => r.userId), [u("dan")]);
+      const page1 = await store.listUserMemberships(u("cat"), "", 1);
+      const page2 = await store.listUserMemberships(u("cat"), page1[0]?.conversation.conversationId ?? "", 10);
+      assert.deepEqual(
+        [...page1, ...page2].map((r) => r.conversation.conversationId).sort(),
+        [a.conversation.conversationId, b.conversation.conversationId].sort(),
+      );
+      assert.equal(await store.getConversation("c_missing"), undefined);
+      await store.close();
+    });
+
+    it("keeps its data across a reopen", async () => {
+      const first = await open();
+      const made = await first.getOrCreateDirect(u("fay"), u("gus"), newConversationId());
+      await first.close();
+      const second = await open();
+      const again = await second.getOrCreateDirect(u("gus"), u("fay"), newConversationId());
+      assert.deepEqual([again.created, again.conversation.conversationId], [false, made.conversation.conversationId]);
+      await second.close();
+    });
+  });
+}
