@@ -4,6 +4,7 @@
 // with embedded drivers (the default of `make run`).
 import { ConfigError, type Env } from "../packages/runtime/src/config.js";
 import { createLogger } from "../packages/runtime/src/log.js";
+import { initTelemetry } from "../packages/runtime/src/telemetry/index.js";
 import { startCluster, stopCluster } from "./cluster.js";
 import type { RunningService } from "../packages/runtime/src/service.js";
 import { findService, meshAddresses, portOf, PUBLIC_PORT, SERVICES, type ServiceEntry } from "./services.js";
@@ -44,6 +45,9 @@ function printAddresses(what: string, running: RunningService[], startedMs: numb
 async function run(argv: string[]): Promise<void> {
   const command = argv[0];
   const startedMs = Date.now();
+  // One telemetry setup per process, named after what runs in it ("chat" for the embedded mesh).
+  const otlpEndpoint = process.env["OTEL_EXPORTER_OTLP_ENDPOINT"];
+  initTelemetry({ serviceName: command === "embedded" ? "chat" : (command ?? "chat"), ...(otlpEndpoint ? { otlpEndpoint } : {}) });
   if (command === "cluster") return runCluster(startedMs);
   let running: RunningService[];
   if (command === "embedded") {

@@ -37,24 +37,35 @@ export function serviceEnv(name: ServiceName, opts: ClusterOptions): Env {
   return { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
 }
 
-/** Starts one service process and waits until it prints that it is up (or fails). */
-export async function startService(name: ServiceName, opts: ClusterOptions): Promise<ClusterProcess> {
-  mkdirSync(opts.logDir, { recursive: true });
-  const log = createWriteStream(`${opts.logDir}/${name}.log`, { flags: "a" });
-  const env = serviceEnv(name, opts);
-  const child = spawn(process.execPath, [CHAT, name], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+/** Spawns `chat <command>` and waits until it prints that it is up (or fails). */
+async function spawnChat(command: string, env: Env, logDir: string): Promise<ChildProcess> {
+  mkdirSync(logDir, { recursive: true });
+  const log = createWriteStream(`${logDir}/${command}.log`, { flags: "a" });
+  const child = spawn(process.execPath, [CHAT, command], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   child.stderr.pipe(log);
   let out = "";
-  const up = new Promise<void>((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     child.stdout.on("data", (chunk: Buffer) => {
       log.write(chunk);
       out += chunk.toString();
-      if (out.includes(` up in `)) resolve();
+      if (out.includes(" up in ")) resolve();
     });
-    child.once("exit", (code) => reject(new Error(`${name} exited with ${code} before it was up; see ${opts.logDir}/${name}.log`)));
+    child.once("exit", (code) => reject(new Error(`chat ${command} exited with ${code} before it was up; see ${logDir}/${command}.log`)));
   });
-  await up;
-  return { name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child };
+  return child;
+}
+
+/** Starts one service process. */
+export async function startService(name: ServiceName, opts: ClusterOptions): Promise<ClusterProcess> {
+  const env = serviceEnv(name, opts);
+  return { name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child: await spawnChat(name, env, opts.logDir) };
+}
+
+/** The embedded mode as one process (`chat embedded`), its data under dataDir: one entry per service. */
+export async function startEmbeddedProcess(opts: { env: Env; portOffset: number; logDir: string; dataDir: string }): Promise<ClusterProcess[]> {
+  const env: Env = { ...meshAddresses(opts.env, opts.portOffset), DATA_DIR: opts.dataDir };
+  const child = await spawnChat("embedded", env, opts.logDir);
+  return SERVICES.map((s) => ({ name: s.name, address: env[s.addrSetting] ?? "", child }));
 }
 
 /** Starts every service in order. */
@@ -71,11 +82,11 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterProcess
 
 /** SIGTERM to every process (reverse order), SIGKILL after the bound. */
 export async function stopCluster(processes: ClusterProcess[], boundMs = 15_000): Promise<void> {
-  for (const p of [...processes].reverse()) {
-    if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
-    const exited = once(p.child, "exit");
-    p.child.kill("SIGTERM");
-    const timer = setTimeout(() => p.child.kill("SIGKILL"), boundMs);
+  for (const child of new Set([...processes].reverse().map((p) => p.child))) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), boundMs);
     await exited;
     clearTimeout(timer);
   }

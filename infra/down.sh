@@ -10,7 +10,11 @@ down_pg() {
     log "pg is not running"
   fi
 }
-down_redis() { stop_pid redis 15; }
+down_redis() {
+  # redis-server rewrites its process title, so it is stopped through its own port, not its pid.
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1; then log "redis stopped"; else log "redis is not running"; fi
+  rm -f "$RUN/redis.pid"
+}
 down_kafka() { stop_pid kafka 30; }
 down_cassandra() { stop_pid cassandra 30; }
 

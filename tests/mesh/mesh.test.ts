@@ -7,7 +7,9 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { ConnectionService } from "../../gen/chat/connection/v1/connection_pb.js";
@@ -19,12 +21,12 @@ import { PushService } from "../../gen/chat/push/v1/push_pb.js";
 import { RoutingService } from "../../gen/chat/routing/v1/routing_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { startCluster, stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
+import { startCluster, startEmbeddedProcess, stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
+import type { Env } from "../../packages/runtime/src/config.js";
 import type { ServiceName } from "../../cmd/services.js";
 import { infraEnv } from "../support/infra.js";
 import { startOtlpReceiver } from "../support/otlp.js";
 
-const PORT_OFFSET = 20_000;
 const GRPCURL = "var/tools/bin/grpcurl";
 const run = promisify(execFile);
 
@@ -41,19 +43,41 @@ const SERVICE_OF: Record<ServiceName, DescService> = {
 const grpc = (address: string) => createGrpcTransport({ baseUrl: `http://${address}` });
 const connect = (address: string) => createConnectTransport({ baseUrl: `http://${address}`, httpVersion: "1.1" });
 
-describe("the mesh of processes on the real infrastructure", () => {
+interface Mode {
+  name: string;
+  /** The service that answers as itself in span resources ("chat" for the one embedded process). */
+  spanService: (service: ServiceName) => string;
+  bus: string;
+  start(env: Env): Promise<ClusterProcess[]>;
+}
+
+const DATA_DIR = mkdtempSync(join(tmpdir(), "mesh-embedded-"));
+
+const MODES: Mode[] = [
+  {
+    name: "cluster: every service its own process on the real infrastructure",
+    spanService: (s) => s,
+    bus: "kafka",
+    start: (env) => startCluster({ env: { ...infraEnv(), ...env }, portOffset: 20_000, logDir: "var/test-logs/mesh-cluster" }),
+  },
+  {
+    name: "embedded: the whole mesh in one process (make run)",
+    spanService: () => "chat",
+    bus: "memory",
+    start: (env) => startEmbeddedProcess({ env, portOffset: 21_000, logDir: "var/test-logs/mesh-embedded", dataDir: DATA_DIR }),
+  },
+];
+
+for (const mode of MODES) describe(mode.name, () => {
   let cluster: ClusterProcess[] = [];
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
   const addr = (name: ServiceName) => cluster.find((p) => p.name === name)?.address ?? assert.fail(`${name} not started`);
   const run_ = randomBytes(4).toString("hex");
+  const env = () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "100", LOG_LEVEL: "warn" });
 
   before(async () => {
     otlp = await startOtlpReceiver();
-    cluster = await startCluster({
-      env: { ...infraEnv(), OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "100", LOG_LEVEL: "warn" },
-      portOffset: PORT_OFFSET,
-      logDir: "var/test-logs/mesh",
-    });
+    cluster = await mode.start(env());
   });
 
   after(async () => {
@@ -132,7 +156,7 @@ describe("the mesh of processes on the real infrastructure", () => {
       assert.deepEqual((await push.listTargets({ userId: alice })).targets, []);
 
       const routing = createClient(RoutingService, t("routing"));
-      assert.equal((await routing.getStatus({})).bus, "kafka");
+      assert.equal((await routing.getStatus({})).bus, mode.bus);
 
       const edge = createClient(EdgeService, t("edge"));
       const delivered = await edge.deliver({ deliveries: [] });
@@ -156,7 +180,19 @@ describe("the mesh of processes on the real infrastructure", () => {
     }
     assert.ok(span, "no span with the client's trace id reached the OTLP receiver");
     assert.equal(span.parentSpanId, parentId);
-    assert.equal(span.service, "group");
+    assert.equal(span.service, mode.spanService("group"));
     assert.match(span.name, /GetOrCreateDirectConversation/);
+  });
+  it("keeps its data across a restart", async () => {
+    const group = createClient(GroupService, grpc(addr("group")));
+    const { conversation } = await group.getOrCreateDirectConversation({ userId: `fay-${run_}`, peerId: `gus-${run_}` });
+    const conversationId = conversation?.conversationId ?? assert.fail("no conversation");
+    await createClient(MessageStoreService, grpc(addr("message-store"))).append({ conversationId, senderId: `fay-${run_}`, clientMsgId: "r1", content: { case: "text", value: "before restart" } });
+    await stopCluster(cluster);
+    cluster = await mode.start(env());
+    const again = await createClient(GroupService, grpc(addr("group"))).getOrCreateDirectConversation({ userId: `gus-${run_}`, peerId: `fay-${run_}` });
+    assert.deepEqual([again.created, again.conversation?.conversationId], [false, conversationId]);
+    const history = await createClient(MessageStoreService, grpc(addr("message-store"))).getHistory({ conversationId, userId: `gus-${run_}` });
+    assert.deepEqual(history.messages.map((m) => [m.seq, m.content.value]), [[1n, "before restart"]]);
   });
 });
