@@ -13,6 +13,11 @@ up_pg() {
   if pg_ready; then log "postgresql already up on $PG_PORT"; return; fi
   if [ ! -f "$dir/PG_VERSION" ]; then
     mkdir -p "$dir" && chown postgres:postgres "$dir" && chmod 700 "$dir"
+    # PostgreSQL runs as the postgres user (it refuses root), which must be able to reach the folder.
+    local up="$dir"
+    while up=$(dirname "$up") && [ "$up" != / ]; do
+      runuser -u postgres -- test -x "$up" || { log "granting the postgres user passage through $up (chmod o+x)"; chmod o+x "$up"; }
+    done
     runuser -u postgres -- "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >>"$LOGS/pg.log" 2>&1
   fi
   chown postgres:postgres "$LOGS" 2>/dev/null || true
@@ -78,7 +83,9 @@ targets=("$@")
 pids=()
 for t in "${targets[@]}"; do
   case "$t" in
-    pg | redis | kafka | cassandra) "up_$t" & pids+=($!) ;;
+    pg | redis | kafka | cassandra)
+      ("up_$t") || { log "$t failed to start; last lines of $LOGS/$t.log:"; tail -n 60 "$LOGS/$t.log" 2>/dev/null; exit 1; } &
+      pids+=($!) ;;
     *) log "unknown server '$t' (expected: pg redis kafka cassandra)"; exit 2 ;;
   esac
 done
