@@ -1,6 +1,8 @@
 // MessageStoreService. The send path's step 2 lives in `append`: check membership, take the next
 // seq (one append at a time per conversation), store durably, emit MessageCreated, answer.
+import { create } from "@bufbuild/protobuf";
 import type { Client, ServiceImpl } from "@connectrpc/connect";
+import { ReceiptWatermarksSchema } from "../../../gen/chat/api/v1/model_pb.js";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
@@ -8,7 +10,8 @@ import type { Bus } from "../../../packages/runtime/src/bus/port.js";
 import { Code, ConnectError, permissionDenied, unimplemented } from "../../../packages/runtime/src/errors.js";
 import { accessOf, type Access } from "./domain/access.js";
 import { KeyedSerialQueue, pageRange } from "./domain/sequencing.js";
-import { publishMessageCreated } from "./events/produce.js";
+import { publishMessageCreated, publishReceiptUpdated } from "./events/produce.js";
+import { NO_WATERMARKS, requested, unreadCount, type Watermarks } from "./domain/receipts.js";
 import type { MessageStore } from "./store/port.js";
 
 export interface MessageStoreHandlerOptions {
@@ -20,6 +23,8 @@ export interface MessageStoreHandlerOptions {
 }
 
 const DEFAULT_PAGE = 50;
+
+const view = (userId: string, w: Watermarks) => create(ReceiptWatermarksSchema, { userId, deliveredSeq: BigInt(w.deliveredSeq), readSeq: BigInt(w.readSeq) });
 
 export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): ServiceImpl<typeof MessageStoreService> {
   const { store, bus, group } = opts;
@@ -37,6 +42,18 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       await group.getConversation({ conversationId }); // throws NotFound for an unknown conversation
       return { kind: "none" };
     }
+  }
+
+  /** Current member ids (paged through the group service). */
+  async function memberIds(conversationId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await group.listMembers({ conversationId, pageSize: 1024, pageToken });
+      ids.push(...page.members.map((m) => m.userId));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    return ids;
   }
 
   return {
@@ -60,6 +77,11 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
         // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
         // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
         await publishMessageCreated(bus, result.message);
+        // Sending reads the conversation up to one's own message (so it never counts as unread).
+        if (result.created && req.senderId !== "") {
+          const seq = Number(result.message.seq);
+          await store.raiseWatermarks(req.conversationId, req.senderId, { deliveredSeq: seq, readSeq: seq });
+        }
         return result;
       });
     },
@@ -80,20 +102,43 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
         req.conversationIds.map(async (conversationId) => {
           const lastSeq = await store.lastSeq(conversationId);
           if (lastSeq === 0) return undefined;
-          const [lastMessage] = await store.range(conversationId, lastSeq, lastSeq);
-          return { conversationId, lastSeq: BigInt(lastSeq), lastMessage };
+          const [[lastMessage], all] = await Promise.all([store.range(conversationId, lastSeq, lastSeq), store.watermarks(conversationId)]);
+          const w = all.get(req.userId) ?? NO_WATERMARKS;
+          return { conversationId, lastSeq: BigInt(lastSeq), lastMessage, watermarks: view(req.userId, w), unreadCount: BigInt(unreadCount(lastSeq, w)) };
         }),
       );
       return { states: states.filter((s) => s !== undefined) };
     },
+    async updateReceipt(req) {
+      const a = await access(req.conversationId, req.userId);
+      if (a.kind === "none") throw permissionDenied(`${req.userId} is not a member of ${req.conversationId}`);
+      const lastSeq = Math.min(await store.lastSeq(req.conversationId), a.window.toSeq);
+      const { watermarks, changed } = await store.raiseWatermarks(req.conversationId, req.userId, requested(req.kind, Number(req.seq), lastSeq));
+      const out = view(req.userId, watermarks);
+      if (changed) await publishReceiptUpdated(bus, req.conversationId, out, req.deviceId);
+      return { watermarks: out, changed };
+    },
+    async getReceipts(req) {
+      const a = await access(req.conversationId, req.userId);
+      if (a.kind === "none") throw permissionDenied(`${req.userId} is not a member of ${req.conversationId}`);
+      const all = await store.watermarks(req.conversationId);
+      const members = [...all.entries()].map(([userId, w]) => view(userId, w));
+      if (req.seq === 0n) return { members };
+      const [message] = await store.range(req.conversationId, Number(req.seq), Number(req.seq));
+      if (message === undefined) return { members };
+      const recipients = await memberIds(req.conversationId);
+      const others = recipients.filter((u) => u !== message.senderId);
+      const seq = Number(req.seq);
+      const w = (u: string) => all.get(u) ?? NO_WATERMARKS;
+      return {
+        members,
+        recipientCount: others.length,
+        deliveredCount: others.filter((u) => w(u).deliveredSeq >= seq).length,
+        readCount: others.filter((u) => w(u).readSeq >= seq).length,
+      };
+    },
     sync() {
       throw unimplemented("MessageStoreService.Sync", "issue #3");
-    },
-    updateReceipt() {
-      throw unimplemented("MessageStoreService.UpdateReceipt", "issue #3");
-    },
-    getReceipts() {
-      throw unimplemented("MessageStoreService.GetReceipts", "issue #3");
     },
   };
 }

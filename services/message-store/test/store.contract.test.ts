@@ -88,6 +88,20 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>, opts:
       });
     }
 
+    it("raises receipt watermarks, never lowers them, even under concurrent reports", async () => {
+      const store = await d.open();
+      const c = conv();
+      const first = await store.raiseWatermarks(c, "bob", { deliveredSeq: 5, readSeq: 0 });
+      assert.deepEqual(first, { watermarks: { deliveredSeq: 5, readSeq: 0 }, changed: true });
+      const read = await store.raiseWatermarks(c, "bob", { deliveredSeq: 3, readSeq: 7 });
+      assert.deepEqual(read.watermarks, { deliveredSeq: 7, readSeq: 7 }, "reading marks delivered too");
+      assert.equal((await store.raiseWatermarks(c, "bob", { deliveredSeq: 2, readSeq: 1 })).changed, false);
+      await Promise.all(Array.from({ length: 20 }, (_, i) => store.raiseWatermarks(c, "carl", { deliveredSeq: 20 - i, readSeq: (i * 7) % 20 })));
+      const all = await store.watermarks(c);
+      assert.deepEqual(all.get("carl"), { deliveredSeq: 20, readSeq: 19 });
+      assert.deepEqual(all.get("bob"), { deliveredSeq: 7, readSeq: 7 });
+    });
+
     it("pages across partition buckets", async () => {
       const store = await d.open();
       const c = conv();

@@ -8,6 +8,7 @@ import type { Client } from "cassandra-driver";
 import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
 import { BUCKET_SIZE, bucketOf } from "../domain/sequencing.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
+import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
 import type { MessageStore, NewMessage } from "./port.js";
 
 const { Long } = cassandra.types;
@@ -21,6 +22,10 @@ const Q = {
   headGet: "SELECT last_seq FROM message_heads WHERE conversation_id = ?",
   headSet: "UPDATE message_heads SET last_seq = ? WHERE conversation_id = ?",
   idemGet: "SELECT seq, message_id FROM message_idempotency WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?",
+  receiptGet: "SELECT delivered_seq, read_seq FROM receipts WHERE conversation_id = ? AND user_id = ?",
+  receiptAll: "SELECT user_id, delivered_seq, read_seq FROM receipts WHERE conversation_id = ?",
+  receiptNew: "INSERT INTO receipts (conversation_id, user_id, delivered_seq, read_seq) VALUES (?, ?, ?, ?) IF NOT EXISTS",
+  receiptCas: "UPDATE receipts SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ? IF delivered_seq = ? AND read_seq = ?",
   idemSet: "INSERT INTO message_idempotency (conversation_id, sender_id, client_msg_id, seq, message_id) VALUES (?, ?, ?, ?, ?)",
 };
 const OPTS = { prepare: true };
@@ -109,6 +114,26 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
         for (const row of r.rows) out.push(rowToMessage(row));
       }
       return out;
+    },
+    async raiseWatermarks(conversationId, userId, to) {
+      // Compare-and-set with lightweight transactions: concurrent reports never lower a watermark.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const row = (await client.execute(Q.receiptGet, [conversationId, userId], OPTS)).first();
+        const current: Watermarks = row === null ? NO_WATERMARKS : { deliveredSeq: num(row["delivered_seq"]), readSeq: num(row["read_seq"]) };
+        const next = raise(current, to);
+        if (sameWatermarks(current, next)) return { watermarks: current, changed: false };
+        const params = [Long.fromNumber(next.deliveredSeq), Long.fromNumber(next.readSeq)];
+        const result =
+          row === null
+            ? await client.execute(Q.receiptNew, [conversationId, userId, ...params], OPTS)
+            : await client.execute(Q.receiptCas, [...params, conversationId, userId, Long.fromNumber(current.deliveredSeq), Long.fromNumber(current.readSeq)], OPTS);
+        if (result.wasApplied()) return { watermarks: next, changed: true };
+      }
+      throw new Error(`receipt of ${userId} in ${conversationId}: too much contention`);
+    },
+    async watermarks(conversationId) {
+      const rows = (await client.execute(Q.receiptAll, [conversationId], OPTS)).rows;
+      return new Map(rows.map((r) => [String(r["user_id"]), { deliveredSeq: num(r["delivered_seq"]), readSeq: num(r["read_seq"]) }]));
     },
     async health() {
       await client.execute("SELECT release_version FROM system.local");

@@ -2,6 +2,7 @@
 // upsert on ms_heads inside the same transaction as the insert, so it is gap-free and never reused.
 import type { Sql } from "../../../../packages/runtime/src/sql/port.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
+import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
 import type { MessageStore } from "./port.js";
 
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
@@ -46,6 +47,32 @@ export function createEmbeddedMessageStore(sql: Sql): MessageStore {
         [conversationId, lo, hi],
       );
       return r.rows.map(toMessage);
+    },
+    async raiseWatermarks(conversationId, userId, to) {
+      return sql.transaction(async (tx) => {
+        const r = await tx.query<{ delivered_seq: number; read_seq: number }>(
+          "SELECT delivered_seq, read_seq FROM ms_receipts WHERE conversation_id = $1 AND user_id = $2 FOR UPDATE",
+          [conversationId, userId],
+        );
+        const row = r.rows[0];
+        const current: Watermarks = row === undefined ? NO_WATERMARKS : { deliveredSeq: row.delivered_seq, readSeq: row.read_seq };
+        const next = raise(current, to);
+        if (sameWatermarks(current, next)) return { watermarks: current, changed: false };
+        await tx.query(
+          `INSERT INTO ms_receipts (conversation_id, user_id, delivered_seq, read_seq) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (conversation_id, user_id) DO UPDATE
+           SET delivered_seq = GREATEST(ms_receipts.delivered_seq, excluded.delivered_seq), read_seq = GREATEST(ms_receipts.read_seq, excluded.read_seq)`,
+          [conversationId, userId, next.deliveredSeq, next.readSeq],
+        );
+        return { watermarks: next, changed: true };
+      });
+    },
+    async watermarks(conversationId) {
+      const r = await sql.query<{ user_id: string; delivered_seq: number; read_seq: number }>(
+        "SELECT user_id, delivered_seq, read_seq FROM ms_receipts WHERE conversation_id = $1",
+        [conversationId],
+      );
+      return new Map(r.rows.map((row) => [row.user_id, { deliveredSeq: row.delivered_seq, readSeq: row.read_seq }]));
     },
     health: () => sql.health(),
     close: () => sql.close(),

@@ -24,6 +24,18 @@ export const sqlMigrations = [
   },
 ];
 
+sqlMigrations.push({
+  id: "002_receipts",
+  sql: `
+    CREATE TABLE ms_receipts (
+      conversation_id text   NOT NULL,
+      user_id         text   NOT NULL,
+      delivered_seq   bigint NOT NULL,
+      read_seq        bigint NOT NULL,
+      PRIMARY KEY (conversation_id, user_id)
+    );`,
+});
+
 /** Cassandra driver. Partitions are (conversation_id, bucket) with bucket = (seq - 1) / 1000. */
 export const cqlMigrations = [
   {
@@ -57,3 +69,16 @@ export const cqlMigrations = [
     ],
   },
 ];
+
+cqlMigrations.push({
+  id: "002_receipts",
+  cql: [
+    `CREATE TABLE IF NOT EXISTS receipts (
+      conversation_id text,
+      user_id         text,
+      delivered_seq   bigint,
+      read_seq        bigint,
+      PRIMARY KEY ((conversation_id), user_id)
+    )`,
+  ],
+});

@@ -1,6 +1,7 @@
 // The message store's storage port. Two drivers: embedded (SQL on PGlite) and cassandra.
 // One contract suite (test/store.contract.test.ts) runs against both.
 import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
+import type { Watermarks } from "../domain/receipts.js";
 
 /** What a new message carries before the store gives it a seq. */
 export interface NewMessage {
@@ -30,6 +31,13 @@ export interface MessageStore {
   lastSeq(conversationId: string): Promise<number>;
   /** Messages with lo <= seq <= hi, ascending. */
   range(conversationId: string, lo: number, hi: number): Promise<Message[]>;
+  /**
+   * Raises a member's receipt watermarks to at least `to` (never lowers them, even under concurrent
+   * reports); returns the watermarks after and whether they moved.
+   */
+  raiseWatermarks(conversationId: string, userId: string, to: Watermarks): Promise<{ watermarks: Watermarks; changed: boolean }>;
+  /** The watermarks of every member who has any, by user. */
+  watermarks(conversationId: string): Promise<Map<string, Watermarks>>;
   health(): Promise<void>;
   close(): Promise<void>;
 }
