@@ -4,12 +4,13 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: run test deps build generate check-generated lint infra-install infra-up infra-down cluster clean help
+.PHONY: run test deps build generate check-generated lint infra-install infra-up infra-down cluster token clean help
 
 help:
 	@echo "make run        the whole mesh in one process, embedded drivers, no external servers"
 	@echo "make test       install what tests need, start the real infrastructure, run every test, stop it"
 	@echo "make cluster    every service its own process against the real infrastructure"
+	@echo "make token USER=alice   a development JWT for the public API"
 	@echo "make generate | lint | build | infra-up | infra-down"
 
 # npm packages, including the pinned Node binary. The system npm only bootstraps; nothing runs on it.
@@ -53,6 +54,10 @@ cluster: build infra-up
 
 test: deps
 	bash scripts/test.sh
+
+# A development token for the public API: make token USER=alice
+token: build
+	@node dist/cmd/chat.js token "$(USER)"
 
 clean:
 	rm -rf dist

@@ -7,18 +7,20 @@ import { createLogger } from "../packages/runtime/src/log.js";
 import { initTelemetry } from "../packages/runtime/src/telemetry/index.js";
 import { startCluster, stopCluster } from "./cluster.js";
 import type { RunningService } from "../packages/runtime/src/service.js";
-import { findService, meshAddresses, portOf, PUBLIC_PORT, SERVICES, type ServiceEntry } from "./services.js";
+import { findService, meshAddresses, portOf, PUBLIC_PORT, SERVICES, withDevSecret, type ServiceEntry } from "./services.js";
+import { mintToken } from "./token.js";
 
 const USAGE = `usage: chat <command>
   chat embedded      the whole mesh in one process, embedded drivers (make run)
   chat cluster       every service its own process, production drivers (make cluster)
+  chat token <user>  a development token for <user> (JWT_HS256_SECRET, or the local default)
   chat <service>     one service: ${SERVICES.map((s) => s.name).join(", ")}`;
 
 const logger = createLogger("chat");
 
 /** The embedded mesh: every service on its default port, peers on loopback, embedded drivers. */
 async function startEmbedded(env: Env): Promise<RunningService[]> {
-  const shared = meshAddresses({ ...env, STORE_DRIVER: "embedded", BUS_DRIVER: "memory" });
+  const shared = meshAddresses(withDevSecret({ ...env, STORE_DRIVER: "embedded", BUS_DRIVER: "memory" }));
   const running: RunningService[] = [];
   for (const s of SERVICES) {
     try {
@@ -49,6 +51,10 @@ async function run(argv: string[]): Promise<void> {
   const otlpEndpoint = process.env["OTEL_EXPORTER_OTLP_ENDPOINT"];
   initTelemetry({ serviceName: command === "embedded" ? "chat" : (command ?? "chat"), ...(otlpEndpoint ? { otlpEndpoint } : {}) });
   if (command === "cluster") return runCluster(startedMs);
+  if (command === "token") {
+    process.stdout.write(`${await mintToken(withDevSecret(process.env), argv[1] ?? "")}\n`);
+    return;
+  }
   let running: RunningService[];
   if (command === "embedded") {
     running = await startEmbedded(process.env);
@@ -80,7 +86,7 @@ async function run(argv: string[]): Promise<void> {
 
 /** `chat cluster`: a supervisor of one process per service; stops them all on a signal. */
 async function runCluster(startedMs: number): Promise<void> {
-  const processes = await startCluster({ env: process.env, logDir: "var/cluster" });
+  const processes = await startCluster({ env: withDevSecret(process.env), logDir: "var/cluster" });
   const lines = [`chat cluster up in ${Date.now() - startedMs} ms (logs in var/cluster/)`];
   for (const p of processes) lines.push(`  ${p.name.padEnd(17)} grpc://${p.address}  pid ${p.child.pid}`);
   lines.push(`  public connect     http://127.0.0.1:${process.env["PUBLIC_PORT"] ?? PUBLIC_PORT}`);

@@ -50,3 +50,15 @@ export function meshAddresses(env: Env, offset = 0): Env {
 
 /** The PORT of a service, from its address setting. */
 export const portOf = (service: ServiceEntry, env: Env): string => env[service.addrSetting]?.split(":").pop() ?? String(service.port);
+
+/**
+ * The JWT secret of the local modes (`chat embedded`, `chat cluster`, `chat token`) when none is
+ * configured. For development only: production sets JWT_HS256_SECRET or a JWKS.
+ */
+export const DEV_JWT_SECRET = "chat-local-development-secret";
+
+/** Adds the development JWT secret when no JWT key is configured. */
+export function withDevSecret(env: Env): Env {
+  const configured = ["JWT_HS256_SECRET", "JWT_JWKS_FILE", "JWT_JWKS_URL"].some((k) => (env[k] ?? "") !== "");
+  return configured ? env : { ...env, JWT_HS256_SECRET: DEV_JWT_SECRET };
+}

@@ -35,6 +35,8 @@ export interface ServerOptions {
   shutdownTimeoutMs: number;
   /** OTLP/HTTP endpoint for traces; unset: spans are not exported. */
   otlpEndpoint?: string | undefined;
+  /** Extra interceptors (the edge's authentication), run before request validation. */
+  interceptors?: Interceptor[];
 }
 
 export interface RunningServer {
@@ -66,7 +68,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     ...(opts.otlpEndpoint === undefined ? {} : { otlpEndpoint: opts.otlpEndpoint }),
   });
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
-  const interceptors: Interceptor[] = [serverTelemetryInterceptor(), logUnexpected(opts.logger), validationInterceptor];
+  const interceptors: Interceptor[] = [serverTelemetryInterceptor(), logUnexpected(opts.logger), ...(opts.interceptors ?? []), validationInterceptor];
   const rpc = connectNodeAdapter({
     interceptors,
     readMaxBytes: opts.readMaxBytes ?? 4 * 1024 * 1024,

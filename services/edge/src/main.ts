@@ -1,16 +1,26 @@
 // Wiring only: config -> telemetry -> drivers -> servers. The edge has two ports: the internal
-// gRPC port (EdgeService, health, reflection) and the public port (ChatService over Connect,
-// gRPC and gRPC-Web; WebSocket with issue #3). It registers itself with the connection service.
+// gRPC port (EdgeService, health, reflection) and the public port (ChatService over Connect, gRPC
+// and gRPC-Web, and the WebSocket endpoint /ws). It registers itself with the connection service.
 import { hostname } from "node:os";
 import { ConnectionService } from "../../../gen/chat/connection/v1/connection_pb.js";
+import { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
+import { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import { PresenceService } from "../../../gen/chat/presence/v1/presence_pb.js";
+import { PushService } from "../../../gen/chat/push/v1/push_pb.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
-import { address, commonSettings, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
+import { address, commonSettings, ConfigError, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
 import { startServer } from "../../../packages/runtime/src/server.js";
 import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
+import { authInterceptor } from "./api/caller.js";
+import { createChatService } from "./api/connect.js";
+import { createOperations } from "./api/operations.js";
+import { createWebSocketGateway } from "./api/websocket.js";
+import { createVerifier } from "./auth/verify.js";
 import { ConnectionTable } from "./domain/connections.js";
 import { createEdgeHandler } from "./handler.js";
 import { publicRoutes, publicServices, routes, services } from "./routes.js";
+import { SessionManager } from "./sessions.js";
 
 export const DEFAULT_PORT = 9100;
 export const DEFAULT_PUBLIC_PORT = 8080;
@@ -25,50 +35,84 @@ const Config = z.object({
   PUBLIC_URL: z.string().url().optional(),
   EDGE_ID: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
   CONNECTION_SERVICE_ADDR: address(),
+  GROUP_SERVICE_ADDR: address(),
+  MESSAGE_STORE_SERVICE_ADDR: address(),
+  PRESENCE_SERVICE_ADDR: address(),
+  PUSH_SERVICE_ADDR: address(),
   EDGE_HEARTBEAT_MS: int(5_000, 100),
+  SESSION_REFRESH_MS: int(10_000, 100),
+  WS_PING_MS: int(25_000, 100),
   /** Largest client frame or request, in bytes. */
   MAX_FRAME_BYTES: int(256 * 1024, 1024),
+  WS_FRAMES_PER_SECOND: int(100, 1),
+  WS_FRAME_BURST: int(200, 1),
+  WS_MAX_BUFFERED_BYTES: int(8 * 1024 * 1024, 1024),
+  JWT_HS256_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  JWT_JWKS_FILE: z.string().optional(),
+  JWT_JWKS_URL: z.string().url().optional(),
+  JWT_ISSUER: z.string().optional(),
+  JWT_AUDIENCE: z.string().optional(),
 });
 
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);
+  if (config.JWT_HS256_SECRET === undefined && config.JWT_JWKS_FILE === undefined && config.JWT_JWKS_URL === undefined) {
+    throw new ConfigError(["JWT_HS256_SECRET, JWT_JWKS_FILE or JWT_JWKS_URL: one is required to authenticate clients"]);
+  }
   const logger = createLogger("edge");
+  const verify = createVerifier(config);
   const table = new ConnectionTable();
+  const connection = peerClient(ConnectionService, config.CONNECTION_SERVICE_ADDR);
+  const presence = peerClient(PresenceService, config.PRESENCE_SERVICE_ADDR);
+  const ops = createOperations({
+    group: peerClient(GroupService, config.GROUP_SERVICE_ADDR),
+    messageStore: peerClient(MessageStoreService, config.MESSAGE_STORE_SERVICE_ADDR),
+    connection,
+    presence,
+    push: peerClient(PushService, config.PUSH_SERVICE_ADDR),
+  });
+  const sessions = new SessionManager({ edgeId: config.EDGE_ID, table, connection, presence, refreshMs: config.SESSION_REFRESH_MS, logger });
+  const ws = createWebSocketGateway({
+    ops,
+    sessions,
+    verify,
+    logger,
+    maxFrameBytes: config.MAX_FRAME_BYTES,
+    pingIntervalMs: config.WS_PING_MS,
+    frameRate: config.WS_FRAMES_PER_SECOND,
+    frameBurst: config.WS_FRAME_BURST,
+    maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+  });
   const publicServer = await startServer({
     name: "edge-public",
     host: config.PUBLIC_HOST,
     port: config.PUBLIC_PORT,
     services: publicServices,
-    routes: publicRoutes({}),
+    routes: publicRoutes(createChatService(ops, sessions)),
+    interceptors: [authInterceptor(verify)],
+    onUpgrade: ws.onUpgrade,
     logger,
     readMaxBytes: config.MAX_FRAME_BYTES,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
   const publicUrl = config.PUBLIC_URL ?? `http://${publicServer.address}`;
+  const websocketUrl = `${publicUrl.replace(/^http/, "ws")}/ws`;
   const internal = await serve({
     name: "edge",
     config,
     services,
     routes: routes(createEdgeHandler(table)),
     logger,
-    publicUrls: { connect: publicUrl, websocket: `${publicUrl.replace(/^http/, "ws")}/ws` },
-    closers: [() => publicServer.close(), () => clearInterval(heartbeat)],
+    publicUrls: { connect: publicUrl, websocket: websocketUrl },
+    closers: [() => publicServer.close(), () => ws.close(), () => sessions.stop(), () => clearInterval(heartbeat)],
   });
 
   // Service discovery: register now and on every heartbeat, with the current load.
-  const connection = peerClient(ConnectionService, config.CONNECTION_SERVICE_ADDR);
   const register = async () => {
     try {
       await connection.registerEdge({
-        edge: {
-          edgeId: config.EDGE_ID,
-          grpcAddress: internal.address,
-          connectUrl: publicUrl,
-          websocketUrl: `${publicUrl.replace(/^http/, "ws")}/ws`,
-          connections: table.size,
-          draining: table.draining,
-        },
+        edge: { edgeId: config.EDGE_ID, grpcAddress: internal.address, connectUrl: publicUrl, websocketUrl, connections: table.size, draining: table.draining },
       });
     } catch (err) {
       logger.warn({ err }, "edge registration failed; retrying on the next heartbeat");

@@ -1,5 +1,5 @@
 // The RPC surfaces of the edge: EdgeService on the internal port; ChatService (the public client
-// API) on the public port. ChatService methods not yet implemented answer UNIMPLEMENTED (issue #3).
+// API) on the public port.
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { ChatService } from "../../../gen/chat/api/v1/api_pb.js";
 import { EdgeService } from "../../../gen/chat/edge/v1/edge_pb.js";
@@ -11,6 +11,6 @@ export const routes = (handler: ServiceImpl<typeof EdgeService>) => (router: Con
   router.service(EdgeService, handler);
 };
 
-export const publicRoutes = (handler: Partial<ServiceImpl<typeof ChatService>>) => (router: ConnectRouter) => {
+export const publicRoutes = (handler: ServiceImpl<typeof ChatService>) => (router: ConnectRouter) => {
   router.service(ChatService, handler);
 };

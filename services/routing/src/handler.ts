@@ -1,18 +1,26 @@
-// RoutingService: the operational face of the router. The delivery pipeline (consume
-// MessageCreated -> members -> sessions -> EdgeService.Deliver, PushRequested for the offline)
-// arrives with issue #3; until then no consumer runs and the counters stay at zero.
+// RoutingService: the operational face of the router (assignment, lag, counters).
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { RoutingService } from "../../../gen/chat/routing/v1/routing_pb.js";
-import type { Bus } from "../../../packages/runtime/src/bus/port.js";
+import type { Bus, Subscription } from "../../../packages/runtime/src/bus/port.js";
+import type { RouterStats } from "./router.js";
 
 export interface RoutingHandlerOptions {
   bus: Bus;
+  subscription: Subscription;
+  stats: RouterStats;
 }
 
 export function createRoutingHandler(opts: RoutingHandlerOptions): ServiceImpl<typeof RoutingService> {
   return {
     async getStatus() {
-      return { bus: opts.bus.driver, partitions: [], eventsConsumed: 0n, deliveries: 0n, pushRequests: 0n };
+      const partitions = await opts.subscription.status();
+      return {
+        bus: opts.bus.driver,
+        partitions: partitions.map((p) => ({ topic: p.topic, partition: p.partition, committedOffset: BigInt(p.committedOffset), lag: BigInt(p.lag) })),
+        eventsConsumed: BigInt(opts.stats.eventsConsumed),
+        deliveries: BigInt(opts.stats.deliveries),
+        pushRequests: BigInt(opts.stats.pushRequests),
+      };
     },
   };
 }

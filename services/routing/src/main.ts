@@ -1,9 +1,14 @@
 // Wiring only: config -> telemetry -> drivers -> server. The one file that picks drivers.
-import { commonSettings, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
+import { ConnectionService } from "../../../gen/chat/connection/v1/connection_pb.js";
+import { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
+import { peerClient } from "../../../packages/runtime/src/clients.js";
+import { address, commonSettings, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { busSettings, openConfiguredBus } from "../../../packages/runtime/src/drivers.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
 import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
+import { consume } from "./events/consume.js";
 import { createRoutingHandler } from "./handler.js";
+import { Router } from "./router.js";
 import { routes, services } from "./routes.js";
 
 export const DEFAULT_PORT = 9103;
@@ -12,18 +17,29 @@ const Config = z.object({
   ...commonSettings,
   ...busSettings,
   PORT: port(DEFAULT_PORT),
+  GROUP_SERVICE_ADDR: address(),
+  CONNECTION_SERVICE_ADDR: address(),
+  MEMBER_CACHE_MS: int(10_000, 0),
 });
 
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);
   const logger = createLogger("routing");
   const bus = await openConfiguredBus(config, "routing", logger);
+  const router = new Router({
+    group: peerClient(GroupService, config.GROUP_SERVICE_ADDR),
+    connection: peerClient(ConnectionService, config.CONNECTION_SERVICE_ADDR),
+    bus,
+    logger,
+    memberCacheMs: config.MEMBER_CACHE_MS,
+  });
+  const subscription = await consume(bus, router);
   return serve({
     name: "routing",
     config,
     services,
-    routes: routes(createRoutingHandler({ bus })),
+    routes: routes(createRoutingHandler({ bus, subscription, stats: router.stats })),
     logger,
-    closers: [() => bus.close()],
+    closers: [() => bus.close(), () => subscription.stop()],
   });
 };

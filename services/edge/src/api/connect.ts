@@ -1,0 +1,55 @@
+// ChatService over Connect, gRPC and gRPC-Web: each unary method runs its operation as the
+// authenticated caller; Subscribe streams the same events a WebSocket connection receives.
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { SubscribeResponseSchema, type ChatService, type SubscribeResponse } from "../../../../gen/chat/api/v1/api_pb.js";
+import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
+import type { SessionManager } from "../sessions.js";
+import { callerOf } from "./caller.js";
+import type { Operations, UnaryMethod } from "./operations.js";
+
+/** Events waiting for a slow Subscribe reader; past this the stream is ended (the client resyncs). */
+const MAX_PENDING = 10_000;
+
+export function createChatService(ops: Operations, sessions: SessionManager): ServiceImpl<typeof ChatService> {
+  const unary = Object.fromEntries(
+    (Object.keys(ops) as UnaryMethod[]).map((name) => [name, (req: never, ctx: HandlerContext) => (ops[name] as (c: unknown, r: never) => unknown)(callerOf(ctx), req)]),
+  ) as unknown as Omit<ServiceImpl<typeof ChatService>, "subscribe">;
+  return {
+    ...unary,
+    async *subscribe(_req, ctx): AsyncGenerator<SubscribeResponse> {
+      const caller = callerOf(ctx);
+      const pending: Event[] = [];
+      let wake: (() => void) | undefined;
+      let ended = false;
+      const end = () => {
+        ended = true;
+        wake?.();
+      };
+      const sessionId = sessions.newSessionId();
+      await sessions.open(caller, {
+        sessionId,
+        userId: caller.userId,
+        deviceId: caller.deviceId,
+        send(event) {
+          if (ended || pending.length >= MAX_PENDING) return false;
+          pending.push(event);
+          wake?.();
+          return true;
+        },
+        drain: end,
+      });
+      ctx.signal.addEventListener("abort", end, { once: true });
+      try {
+        while (!ended) {
+          const event = pending.shift();
+          if (event !== undefined) yield create(SubscribeResponseSchema, { event });
+          else await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+      } finally {
+        await sessions.close(sessionId);
+      }
+    },
+  };
+}

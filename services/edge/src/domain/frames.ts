@@ -1,0 +1,88 @@
+// WebSocket framing rules, pure: subprotocols, decoding a client frame (binary protobuf or
+// canonical JSON text), the error frame, and the per-connection flood limit.
+import { create, fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { ClientFrameSchema, ServerFrameSchema, type ClientFrame, type ServerFrame } from "../../../../gen/chat/api/v1/frames_pb.js";
+
+export const PROTO = "chat.v1.proto";
+export const JSON_TEXT = "chat.v1.json";
+export type Encoding = typeof PROTO | typeof JSON_TEXT;
+
+/** The subprotocol to speak: binary protobuf when offered, JSON text otherwise. */
+export const chooseEncoding = (offered: Set<string>): Encoding => (offered.has(PROTO) ? PROTO : JSON_TEXT);
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const REPLACEMENT = Buffer.from("\uFFFD");
+
+export class FrameError extends Error {
+  constructor(
+    message: string,
+    readonly code: Code = Code.InvalidArgument,
+  ) {
+    super(message);
+  }
+}
+
+/** Decodes one client frame; a malformed one, an unknown type or invalid UTF-8 is a FrameError. */
+export function decodeClientFrame(data: Buffer, isBinary: boolean): ClientFrame {
+  let frame: ClientFrame;
+  if (isBinary) {
+    try {
+      frame = fromBinary(ClientFrameSchema, data);
+    } catch (err) {
+      throw new FrameError(`malformed frame: ${(err as Error).message}`);
+    }
+    // Protobuf decoding replaces invalid UTF-8 with U+FFFD; refuse instead of storing mangled text.
+    if (toJsonString(ClientFrameSchema, frame).includes("\uFFFD") && !data.includes(REPLACEMENT)) {
+      throw new FrameError("invalid UTF-8 in a string field");
+    }
+  } else {
+    let text: string;
+    try {
+      text = utf8.decode(data);
+    } catch {
+      throw new FrameError("invalid UTF-8 in a text frame");
+    }
+    try {
+      frame = fromJsonString(ClientFrameSchema, text);
+    } catch (err) {
+      throw new FrameError(`malformed frame: ${(err as Error).message}`);
+    }
+  }
+  if (frame.request.case === undefined) throw new FrameError("unknown or missing frame type");
+  return frame;
+}
+
+export function encodeServerFrame(frame: ServerFrame, encoding: Encoding): Buffer | string {
+  return encoding === PROTO ? Buffer.from(toBinary(ServerFrameSchema, frame)) : toJsonString(ServerFrameSchema, frame);
+}
+
+/** The error answer to a frame: the Connect code name ("invalid_argument") and a reason. */
+export function errorFrame(requestId: number, code: Code, message: string): ServerFrame {
+  const name = Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
+  return create(ServerFrameSchema, { requestId, response: { case: "error", value: { code: name, message } } });
+}
+
+/** A token bucket: `rate` frames per second with bursts of `burst`. */
+export class FloodLimit {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tokens = burst;
+    this.last = now();
+  }
+
+  take(): boolean {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.rate);
+    this.last = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
