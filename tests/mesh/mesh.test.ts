@@ -7,9 +7,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { ConnectionService } from "../../gen/chat/connection/v1/connection_pb.js";
@@ -21,10 +19,9 @@ import { PushService } from "../../gen/chat/push/v1/push_pb.js";
 import { RoutingService } from "../../gen/chat/routing/v1/routing_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { startCluster, startEmbeddedProcess, stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
-import type { Env } from "../../packages/runtime/src/config.js";
+import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
 import type { ServiceName } from "../../cmd/services.js";
-import { infraEnv } from "../support/infra.js";
+import { addressOf, modes } from "../support/modes.js";
 import { startOtlpReceiver } from "../support/otlp.js";
 
 const GRPCURL = "var/tools/bin/grpcurl";
@@ -43,35 +40,10 @@ const SERVICE_OF: Record<ServiceName, DescService> = {
 const grpc = (address: string) => createGrpcTransport({ baseUrl: `http://${address}` });
 const connect = (address: string) => createConnectTransport({ baseUrl: `http://${address}`, httpVersion: "1.1" });
 
-interface Mode {
-  name: string;
-  /** The service that answers as itself in span resources ("chat" for the one embedded process). */
-  spanService: (service: ServiceName) => string;
-  bus: string;
-  start(env: Env): Promise<ClusterProcess[]>;
-}
-
-const DATA_DIR = mkdtempSync(join(tmpdir(), "mesh-embedded-"));
-
-const MODES: Mode[] = [
-  {
-    name: "cluster: every service its own process on the real infrastructure",
-    spanService: (s) => s,
-    bus: "kafka",
-    start: (env) => startCluster({ env: { ...infraEnv(), ...env }, portOffset: 20_000, logDir: "var/test-logs/mesh-cluster" }),
-  },
-  {
-    name: "embedded: the whole mesh in one process (make run)",
-    spanService: () => "chat",
-    bus: "memory",
-    start: (env) => startEmbeddedProcess({ env, portOffset: 21_000, logDir: "var/test-logs/mesh-embedded", dataDir: DATA_DIR }),
-  },
-];
-
-for (const mode of MODES) describe(mode.name, () => {
+for (const mode of modes("mesh", 20_000)) describe(mode.name, () => {
   let cluster: ClusterProcess[] = [];
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
-  const addr = (name: ServiceName) => cluster.find((p) => p.name === name)?.address ?? assert.fail(`${name} not started`);
+  const addr = (name: ServiceName) => addressOf(cluster, name);
   const run_ = randomBytes(4).toString("hex");
   const env = () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "100", LOG_LEVEL: "warn" });
 

@@ -3,7 +3,7 @@
 // also a reference for client developers.
 import { create, fromBinary, fromJsonString, toBinary, toJsonString, type MessageInitShape } from "@bufbuild/protobuf";
 import { WebSocket } from "ws";
-import { ChatService } from "../../../gen/chat/api/v1/api_pb.js";
+import type { ChatService } from "../../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import { ClientFrameSchema, ServerFrameSchema, type ClientFrame, type ServerFrame } from "../../../gen/chat/api/v1/frames_pb.js";
 

@@ -90,7 +90,7 @@ export const main: ServiceMain = async (env: Env) => {
     services: publicServices,
     routes: publicRoutes(createChatService(ops, sessions)),
     interceptors: [authInterceptor(verify)],
-    onUpgrade: ws.onUpgrade,
+    onUpgrade: (req, socket, head) => ws.onUpgrade(req, socket, head),
     logger,
     readMaxBytes: config.MAX_FRAME_BYTES,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,

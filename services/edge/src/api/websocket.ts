@@ -37,6 +37,9 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
     noServer: true,
     maxPayload: opts.maxFrameBytes,
     perMessageDeflate: false,
+    // Text frames are checked by our own strict decoder, which answers invalid UTF-8 with an
+    // error frame instead of failing the connection.
+    skipUTF8Validation: true,
     handleProtocols: (offered) => chooseEncoding(offered),
   });
   const alive = new WeakSet<WebSocket>();

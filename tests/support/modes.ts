@@ -1,0 +1,53 @@
+// The two ways the mesh runs, for tests that drive it like a client: every service its own
+// process on the real infrastructure (cluster), or all in one process with embedded drivers.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster, startEmbeddedProcess, type ClusterProcess } from "../../cmd/cluster.js";
+import { DEV_JWT_SECRET, PUBLIC_PORT, type ServiceName } from "../../cmd/services.js";
+import { mintToken } from "../../cmd/token.js";
+import type { Env } from "../../packages/runtime/src/config.js";
+import { infraEnv } from "./infra.js";
+
+export interface Mode {
+  name: string;
+  /** What span resources name a service ("chat" for the one embedded process). */
+  spanService: (service: ServiceName) => string;
+  bus: string;
+  portOffset: number;
+  start(env: Env): Promise<ClusterProcess[]>;
+}
+
+export function modes(suite: string, basePortOffset: number): Mode[] {
+  const dataDir = mkdtempSync(join(tmpdir(), `${suite}-embedded-`));
+  const common = { JWT_HS256_SECRET: DEV_JWT_SECRET };
+  return [
+    {
+      name: `cluster (every service its own process, real infrastructure): ${suite}`,
+      spanService: (s) => s,
+      bus: "kafka",
+      portOffset: basePortOffset,
+      start: (env) => startCluster({ env: { ...infraEnv(), ...common, ...env }, portOffset: basePortOffset, logDir: `var/test-logs/${suite}-cluster` }),
+    },
+    {
+      name: `embedded (one process, make run): ${suite}`,
+      spanService: () => "chat",
+      bus: "memory",
+      portOffset: basePortOffset + 1000,
+      start: (env) => startEmbeddedProcess({ env: { ...common, ...env }, portOffset: basePortOffset + 1000, logDir: `var/test-logs/${suite}-embedded`, dataDir }),
+    },
+  ];
+}
+
+/** The public WebSocket and Connect URLs of a mode. */
+export function publicUrls(mode: Mode): { ws: string; connect: string } {
+  const port = PUBLIC_PORT + mode.portOffset;
+  return { ws: `ws://127.0.0.1:${port}/ws`, connect: `http://127.0.0.1:${port}` };
+}
+
+export const tokenFor = (userId: string): Promise<string> => mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userId);
+
+export function addressOf(processes: ClusterProcess[], name: ServiceName): string {
+  return processes.find((p) => p.name === name)?.address ?? assert.fail(`${name} not started`);
+}
