@@ -101,6 +101,11 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     assert.deepEqual(missed.messages.map((m) => m.content.value), Array.from({ length: 50 }, (_, i) => `missed ${i}`));
     assert.deepEqual(missed.messages.map((m) => Number(m.seq)), Array.from({ length: 50 }, (_, i) => cursor + 1 + i));
     assert.equal(missed.hasMore, false);
+    const synced = await h2.call("sync", { cursors: [{ conversationId, seq: BigInt(cursor) }] });
+    const update = synced.updates.find((u) => u.conversation?.conversationId === conversationId);
+    assert.deepEqual(update?.messages.map((m) => m.content.value), Array.from({ length: 50 }, (_, i) => `missed ${i}`));
+    const none = await h2.call("sync", { cursors: [{ conversationId, seq: BigInt(cursor + 50) }] });
+    assert.equal(none.updates.find((u) => u.conversation?.conversationId === conversationId), undefined, "nothing new: nothing sent");
   });
 
   it("receipts flow both ways, never move back, and clear unread on the reader's other devices", async () => {

@@ -7,7 +7,7 @@ import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
-import { Code, ConnectError, permissionDenied, unimplemented } from "../../../packages/runtime/src/errors.js";
+import { Code, ConnectError, permissionDenied } from "../../../packages/runtime/src/errors.js";
 import { accessOf, type Access } from "./domain/access.js";
 import { KeyedSerialQueue, pageRange } from "./domain/sequencing.js";
 import { publishMessageCreated, publishReceiptUpdated } from "./events/produce.js";
@@ -23,6 +23,9 @@ export interface MessageStoreHandlerOptions {
 }
 
 const DEFAULT_PAGE = 50;
+const DEFAULT_SYNC_PAGE = 200;
+const MAX_SYNC_CONVERSATIONS = 100;
+const MEMBER_CACHE_MS = 10_000;
 
 const view = (userId: string, w: Watermarks) => create(ReceiptWatermarksSchema, { userId, deliveredSeq: BigInt(w.deliveredSeq), readSeq: BigInt(w.readSeq) });
 
@@ -44,15 +47,23 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
     }
   }
 
-  /** Current member ids (paged through the group service). */
-  async function memberIds(conversationId: string): Promise<string[]> {
-    const ids: string[] = [];
-    let pageToken = "";
-    do {
-      const page = await group.listMembers({ conversationId, pageSize: 1024, pageToken });
-      ids.push(...page.members.map((m) => m.userId));
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
+  /** Current member ids (paged through the group service), cached briefly. */
+  const members = new Map<string, { ids: Promise<string[]>; until: number }>();
+  function memberIds(conversationId: string): Promise<string[]> {
+    const hit = members.get(conversationId);
+    if (hit !== undefined && hit.until > Date.now()) return hit.ids;
+    const ids = (async () => {
+      const out: string[] = [];
+      let pageToken = "";
+      do {
+        const page = await group.listMembers({ conversationId, pageSize: 1024, pageToken });
+        out.push(...page.members.map((m) => m.userId));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      return out;
+    })();
+    members.set(conversationId, { ids, until: Date.now() + MEMBER_CACHE_MS });
+    ids.catch(() => members.delete(conversationId));
     return ids;
   }
 
@@ -77,10 +88,14 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
         // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
         // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
         await publishMessageCreated(bus, result.message);
-        // Sending reads the conversation up to one's own message (so it never counts as unread).
-        if (result.created && req.senderId !== "") {
+        if (result.created) {
           const seq = Number(result.message.seq);
-          await store.raiseWatermarks(req.conversationId, req.senderId, { deliveredSeq: seq, readSeq: seq });
+          await Promise.all([
+            // Every member's inbox learns the conversation moved: Sync reads only what changed.
+            memberIds(req.conversationId).then((ids) => store.touchInbox(ids, req.conversationId, seq)),
+            // Sending reads the conversation up to one's own message (so it never counts as unread).
+            req.senderId === "" ? undefined : store.raiseWatermarks(req.conversationId, req.senderId, { deliveredSeq: seq, readSeq: seq }),
+          ]);
         }
         return result;
       });
@@ -137,8 +152,29 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
         readCount: others.filter((u) => w(u).readSeq >= seq).length,
       };
     },
-    sync() {
-      throw unimplemented("MessageStoreService.Sync", "issue #3");
+    async sync(req) {
+      // The user's inbox names every conversation with its last seq; only those past the device's
+      // cursor are read, so the messages read are exactly what the device missed.
+      const limit = req.limitPerConversation || DEFAULT_SYNC_PAGE;
+      const cursors = new Map(req.cursors.map((c) => [c.conversationId, Number(c.seq)]));
+      const changed = [...(await store.inbox(req.userId))].filter(([id, last]) => last > (cursors.get(id) ?? 0));
+      const page = changed.slice(0, MAX_SYNC_CONVERSATIONS);
+      const updates = await Promise.all(
+        page.map(async ([conversationId, lastSeq]) => {
+          const a = await access(conversationId, req.userId);
+          if (a.kind === "none") return undefined;
+          const range = pageRange({ anchorSeq: cursors.get(conversationId) ?? 0, after: true, limit }, lastSeq, a.window);
+          const [messages, all] = await Promise.all([range === undefined ? [] : store.range(conversationId, range.lo, range.hi), store.watermarks(conversationId)]);
+          const w = all.get(req.userId) ?? NO_WATERMARKS;
+          return {
+            conversation: { conversationId, lastSeq: BigInt(lastSeq), unreadCount: BigInt(unreadCount(lastSeq, w)), readSeq: BigInt(w.readSeq) },
+            messages,
+            hasMore: range?.hasMore ?? false,
+            receipts: [...all].map(([userId, x]) => view(userId, x)),
+          };
+        }),
+      );
+      return { updates: updates.filter((u) => u !== undefined), hasMore: changed.length > page.length, nextSyncToken: "" };
     },
   };
 }

@@ -102,6 +102,21 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>, opts:
       assert.deepEqual(all.get("bob"), { deliveredSeq: 7, readSeq: 7 });
     });
 
+    it("keeps each member's inbox at the highest seq of every conversation", async () => {
+      const store = await d.open();
+      const c1 = conv();
+      const c2 = conv();
+      const user = `u-${randomBytes(4).toString("hex")}`;
+      await store.touchInbox([user, "other"], c1, 3);
+      await store.touchInbox([user], c2, 1);
+      await store.touchInbox([user], c1, 5);
+      assert.deepEqual([...(await store.inbox(user))].sort(), [
+        [c1, 5],
+        [c2, 1],
+      ].sort());
+      assert.equal((await store.inbox("nobody-" + user)).size, 0);
+    });
+
     it("pages across partition buckets", async () => {
       const store = await d.open();
       const c = conv();

@@ -22,6 +22,8 @@ const Q = {
   headGet: "SELECT last_seq FROM message_heads WHERE conversation_id = ?",
   headSet: "UPDATE message_heads SET last_seq = ? WHERE conversation_id = ?",
   idemGet: "SELECT seq, message_id FROM message_idempotency WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?",
+  inboxSet: "UPDATE inbox SET last_seq = ? WHERE user_id = ? AND conversation_id = ?",
+  inboxGet: "SELECT conversation_id, last_seq FROM inbox WHERE user_id = ?",
   receiptGet: "SELECT delivered_seq, read_seq FROM receipts WHERE conversation_id = ? AND user_id = ?",
   receiptAll: "SELECT user_id, delivered_seq, read_seq FROM receipts WHERE conversation_id = ?",
   receiptNew: "INSERT INTO receipts (conversation_id, user_id, delivered_seq, read_seq) VALUES (?, ?, ?, ?) IF NOT EXISTS",
@@ -134,6 +136,21 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     async watermarks(conversationId) {
       const rows = (await client.execute(Q.receiptAll, [conversationId], OPTS)).rows;
       return new Map(rows.map((r) => [String(r["user_id"]), { deliveredSeq: num(r["delivered_seq"]), readSeq: num(r["read_seq"]) }]));
+    },
+    async touchInbox(userIds, conversationId, seq) {
+      // Written in seq order per conversation (appends are serialised), so the last write is the highest.
+      const seqLong = Long.fromNumber(seq);
+      await Promise.all(userIds.map((u) => client.execute(Q.inboxSet, [seqLong, u, conversationId], OPTS)));
+    },
+    async inbox(userId) {
+      const out = new Map<string, number>();
+      let pageState: string | undefined;
+      do {
+        const r = await client.execute(Q.inboxGet, [userId], { ...OPTS, fetchSize: 5000, ...(pageState === undefined ? {} : { pageState }) });
+        for (const row of r.rows) out.set(String(row["conversation_id"]), num(row["last_seq"]));
+        pageState = r.pageState ?? undefined;
+      } while (pageState !== undefined);
+      return out;
     },
     async health() {
       await client.execute("SELECT release_version FROM system.local");

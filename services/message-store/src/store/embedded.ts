@@ -74,6 +74,18 @@ export function createEmbeddedMessageStore(sql: Sql): MessageStore {
       );
       return new Map(r.rows.map((row) => [row.user_id, { deliveredSeq: row.delivered_seq, readSeq: row.read_seq }]));
     },
+    async touchInbox(userIds, conversationId, seq) {
+      if (userIds.length === 0) return;
+      await sql.query(
+        `INSERT INTO ms_inbox (user_id, conversation_id, last_seq) SELECT u, $2, $3 FROM unnest($1::text[]) AS u
+         ON CONFLICT (user_id, conversation_id) DO UPDATE SET last_seq = GREATEST(ms_inbox.last_seq, excluded.last_seq)`,
+        [userIds, conversationId, seq],
+      );
+    },
+    async inbox(userId) {
+      const r = await sql.query<{ conversation_id: string; last_seq: number }>("SELECT conversation_id, last_seq FROM ms_inbox WHERE user_id = $1", [userId]);
+      return new Map(r.rows.map((row) => [row.conversation_id, row.last_seq]));
+    },
     health: () => sql.health(),
     close: () => sql.close(),
   };

@@ -36,6 +36,17 @@ sqlMigrations.push({
     );`,
 });
 
+sqlMigrations.push({
+  id: "003_inbox",
+  sql: `
+    CREATE TABLE ms_inbox (
+      user_id         text   NOT NULL,
+      conversation_id text   NOT NULL,
+      last_seq        bigint NOT NULL,
+      PRIMARY KEY (user_id, conversation_id)
+    );`,
+});
+
 /** Cassandra driver. Partitions are (conversation_id, bucket) with bucket = (seq - 1) / 1000. */
 export const cqlMigrations = [
   {
@@ -79,6 +90,18 @@ cqlMigrations.push({
       delivered_seq   bigint,
       read_seq        bigint,
       PRIMARY KEY ((conversation_id), user_id)
+    )`,
+  ],
+});
+
+cqlMigrations.push({
+  id: "003_inbox",
+  cql: [
+    `CREATE TABLE IF NOT EXISTS inbox (
+      user_id         text,
+      conversation_id text,
+      last_seq        bigint,
+      PRIMARY KEY ((user_id), conversation_id)
     )`,
   ],
 });

@@ -38,6 +38,10 @@ export interface MessageStore {
   raiseWatermarks(conversationId: string, userId: string, to: Watermarks): Promise<{ watermarks: Watermarks; changed: boolean }>;
   /** The watermarks of every member who has any, by user. */
   watermarks(conversationId: string): Promise<Map<string, Watermarks>>;
+  /** Records in each member's inbox that the conversation reached `seq` (never lowers it). */
+  touchInbox(userIds: string[], conversationId: string, seq: number): Promise<void>;
+  /** A user's inbox: the last seq of every conversation with messages, by conversation. */
+  inbox(userId: string): Promise<Map<string, number>>;
   health(): Promise<void>;
   close(): Promise<void>;
 }
