@@ -4,12 +4,13 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: run test deps build generate check-generated lint infra-install infra-up infra-down cluster token clean help
+.PHONY: run test bench deps build generate check-generated lint infra-install infra-up infra-down cluster token clean help
 
 help:
 	@echo "make run        the whole mesh in one process, embedded drivers, no external servers"
 	@echo "make test       install what tests need, start the real infrastructure, run every test, stop it"
 	@echo "make cluster    every service its own process against the real infrastructure"
+	@echo "make bench      the load generator against the cluster (ARGS=\"--clients 2000 --rate 1000\")"
 	@echo "make token USER=alice   a development JWT for the public API"
 	@echo "make generate | lint | build | infra-up | infra-down"
 
@@ -54,6 +55,11 @@ cluster: build infra-up
 
 test: deps
 	bash scripts/test.sh
+
+# The load generator against the cluster mode on the real infrastructure (see bench/run.ts for
+# flags: ARGS="--clients 2000 --rate 1000 --duration 30 --sweep 1000,1500,2000,3000").
+bench: build infra-up
+	source infra/env.sh && node dist/bench/run.js $(ARGS)
 
 # A development token for the public API: make token USER=alice
 token: build

@@ -35,8 +35,24 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
   const newId = opts.newId ?? (() => crypto.randomUUID());
   const appends = new KeyedSerialQueue();
 
-  /** The user's access to the conversation; NotFound when the conversation does not exist. */
-  async function access(conversationId: string, userId: string): Promise<Access> {
+  /**
+   * The user's access to the conversation; NotFound when the conversation does not exist. Cached
+   * briefly: memberships change only through the group service, whose changes (issue #4) will
+   * also drop these entries through MembershipChanged events.
+   */
+  const accessCache = new Map<string, { access: Promise<Access>; until: number }>();
+  function access(conversationId: string, userId: string): Promise<Access> {
+    const key = `${conversationId}\n${userId}`;
+    const hit = accessCache.get(key);
+    if (hit !== undefined && hit.until > Date.now()) return hit.access;
+    const fresh = lookupAccess(conversationId, userId);
+    accessCache.set(key, { access: fresh, until: Date.now() + MEMBER_CACHE_MS });
+    fresh.then((a) => a.kind === "member" || accessCache.delete(key), () => accessCache.delete(key));
+    if (accessCache.size > 100_000) accessCache.clear();
+    return fresh;
+  }
+
+  async function lookupAccess(conversationId: string, userId: string): Promise<Access> {
     try {
       const r = await group.getMembership({ conversationId, userId });
       return accessOf(r.membership);
@@ -94,7 +110,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
             // Every member's inbox learns the conversation moved: Sync reads only what changed.
             memberIds(req.conversationId).then((ids) => store.touchInbox(ids, req.conversationId, seq)),
             // Sending reads the conversation up to one's own message (so it never counts as unread).
-            req.senderId === "" ? undefined : store.raiseWatermarks(req.conversationId, req.senderId, { deliveredSeq: seq, readSeq: seq }),
+            req.senderId === "" ? undefined : store.markRead(req.conversationId, req.senderId, seq),
           ]);
         }
         return result;

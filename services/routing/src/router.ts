@@ -4,7 +4,7 @@
 // no live session get one PushRequested each.
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
-import { EventSchema, type Event } from "../../../gen/chat/api/v1/events_pb.js";
+import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../../gen/chat/api/v1/model_pb.js";
 import type { ConnectionService, Session } from "../../../gen/chat/connection/v1/connection_pb.js";
 import { EdgeService } from "../../../gen/chat/edge/v1/edge_pb.js";
@@ -23,6 +23,16 @@ export interface RouterOptions {
   bus: Bus;
   logger: Logger;
   memberCacheMs: number;
+}
+
+/** One event to route. */
+export interface RouteItem {
+  conversationId: string;
+  event: Event;
+  /** The sending device, which already has its message. */
+  sender?: { userId: string; deviceId: string };
+  /** For messages: members with no live session get a push about it. */
+  pushFor?: Message;
 }
 
 export interface RouterStats {
@@ -45,46 +55,54 @@ export class Router {
     this.members.delete(conversationId);
   }
 
-  async message(message: Message): Promise<void> {
-    const event = create(EventSchema, { kind: { case: "message", value: { message } } });
-    const offline = await this.deliver(message.conversationId, event, message.senderId === "" ? undefined : { userId: message.senderId, deviceId: message.senderDeviceId });
-    if (offline.length === 0) return;
-    const headers = injectTraceHeaders();
-    await this.opts.bus.publish(
-      topics.pushRequested.name,
-      offline.map((userId) => ({ key: userId, value: toBinary(PushRequestedSchema, create(PushRequestedSchema, { userId, message })), headers })),
-    );
-    this.stats.pushRequests += offline.length;
-  }
-
-  async event(conversationId: string, event: Event): Promise<void> {
-    await this.deliver(conversationId, event);
-  }
-
-  /** Delivers to every live session of the conversation's members; returns the offline members. */
-  private async deliver(conversationId: string, event: Event, sender?: { userId: string; deviceId: string }): Promise<string[]> {
-    this.stats.eventsConsumed++;
-    const members = await this.members.get(conversationId, () => this.loadMembers(conversationId));
-    const listed = await this.opts.connection.listSessions({ userIds: members });
+  /**
+   * Routes a batch of events (one Kafka batch) with one session lookup for all their members and
+   * one EdgeService.Deliver per edge, the deliveries in event order. Messages with offline members
+   * produce their PushRequested events in one publish.
+   */
+  async route(items: RouteItem[]): Promise<void> {
+    if (items.length === 0) return;
+    this.stats.eventsConsumed += items.length;
+    const conversations = [...new Set(items.map((i) => i.conversationId))];
+    const memberLists = new Map(await Promise.all(conversations.map(async (c) => [c, await this.members.get(c, () => this.loadMembers(c))] as const)));
+    const users = [...new Set([...memberLists.values()].flat())];
+    const listed = await this.opts.connection.listSessions({ userIds: users });
     const sessions = new Map<string, Session[]>(listed.users.map((u) => [u.userId, u.sessions]));
-    const plan = fanout(members, sessions, sender);
-    await Promise.all(
-      [...plan.byEdge].map(async ([edgeId, sessionIds]) => {
-        const address = await this.edgeAddress(edgeId);
-        if (address === undefined) {
-          this.opts.logger.warn({ edgeId }, "sessions on an edge that is not registered; they expire with it");
-          return;
-        }
-        const r = await peerClient(EdgeService, address).deliver({ deliveries: [{ sessionIds, event }] });
-        this.stats.deliveries += r.delivered;
-        if (r.goneSessionIds.length > 0) {
-          const gone = new Set(r.goneSessionIds);
-          const stale = [...sessions.values()].flat().filter((s) => gone.has(s.sessionId));
-          await this.opts.connection.unregisterSessions({ sessions: stale });
-        }
-      }),
-    );
-    return plan.offline;
+    const perEdge = new Map<string, { sessionIds: string[]; event: Event }[]>();
+    const pushes: { userId: string; message: Message }[] = [];
+    for (const item of items) {
+      const plan = fanout(memberLists.get(item.conversationId) ?? [], sessions, item.sender);
+      for (const [edgeId, sessionIds] of plan.byEdge) {
+        const list = perEdge.get(edgeId);
+        if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event }]);
+        else list.push({ sessionIds, event: item.event });
+      }
+      if (item.pushFor !== undefined) for (const userId of plan.offline) pushes.push({ userId, message: item.pushFor });
+    }
+    await Promise.all([...perEdge].map(([edgeId, deliveries]) => this.deliver(edgeId, deliveries, sessions)));
+    if (pushes.length > 0) {
+      const headers = injectTraceHeaders();
+      await this.opts.bus.publish(
+        topics.pushRequested.name,
+        pushes.map((p) => ({ key: p.userId, value: toBinary(PushRequestedSchema, create(PushRequestedSchema, p)), headers })),
+      );
+      this.stats.pushRequests += pushes.length;
+    }
+  }
+
+  private async deliver(edgeId: string, deliveries: { sessionIds: string[]; event: Event }[], sessions: Map<string, Session[]>): Promise<void> {
+    const address = await this.edgeAddress(edgeId);
+    if (address === undefined) {
+      this.opts.logger.warn({ edgeId }, "sessions on an edge that is not registered; they expire with it");
+      return;
+    }
+    const r = await peerClient(EdgeService, address).deliver({ deliveries });
+    this.stats.deliveries += r.delivered;
+    if (r.goneSessionIds.length > 0) {
+      const gone = new Set(r.goneSessionIds);
+      const stale = [...sessions.values()].flat().filter((s) => gone.has(s.sessionId));
+      await this.opts.connection.unregisterSessions({ sessions: stale });
+    }
   }
 
   private async loadMembers(conversationId: string): Promise<string[]> {

@@ -2,7 +2,7 @@
 // latency, offsets committed after each handled batch.
 import { Kafka, logLevel, Partitioners, type Consumer, type IHeaders, type Producer } from "kafkajs";
 import { createLogger, type Logger } from "../log.js";
-import { retryDelayMs, type Bus, type BusRecord, type PartitionLag, type Subscription } from "./port.js";
+import { retryDelayMs, type Bus, type BusRecord, type OutgoingRecord, type PartitionLag, type Subscription } from "./port.js";
 
 export interface KafkaBusOptions {
   brokers: string[];
@@ -19,6 +19,41 @@ const headersOf = (headers: IHeaders | undefined): Record<string, string> => {
   }
   return out;
 };
+
+/** Collects records while a send is in flight; each flush sends everything queued in one request. */
+class SendBatcher {
+  private queued = new Map<string, OutgoingRecord[]>();
+  private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private sending = false;
+
+  constructor(private readonly send: (batches: Map<string, OutgoingRecord[]>) => Promise<void>) {}
+
+  add(topic: string, records: OutgoingRecord[]): Promise<void> {
+    const list = this.queued.get(topic);
+    if (list === undefined) this.queued.set(topic, [...records]);
+    else list.push(...records);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.sending) void this.flush();
+    return done;
+  }
+
+  private async flush(): Promise<void> {
+    this.sending = true;
+    while (this.queued.size > 0) {
+      const batches = this.queued;
+      const waiters = this.waiters;
+      this.queued = new Map();
+      this.waiters = [];
+      try {
+        await this.send(batches);
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+    this.sending = false;
+  }
+}
 
 export function createKafkaBus(opts: KafkaBusOptions): Bus {
   const logger = opts.logger ?? createLogger("bus.kafka");
@@ -51,6 +86,18 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     return producerReady;
   };
   const consumers = new Set<Consumer>();
+  // The idempotent producer allows one request in flight; records published meanwhile wait and
+  // go together in the next request (no added delay when idle, batches under load).
+  const batcher = new SendBatcher(async (batches) => {
+    const p = await getProducer();
+    await p.sendBatch({
+      acks: -1,
+      topicMessages: [...batches].map(([topic, list]) => ({
+        topic,
+        messages: list.map((r) => ({ key: r.key, value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength), headers: r.headers ?? {} })),
+      })),
+    });
+  });
 
   return {
     driver: "kafka",
@@ -66,12 +113,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     },
     async publish(topic, records) {
       if (records.length === 0) return;
-      const p = await getProducer();
-      await p.send({
-        topic,
-        acks: -1,
-        messages: records.map((r) => ({ key: r.key, value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength), headers: r.headers ?? {} })),
-      });
+      await batcher.add(topic, records);
     },
     async subscribe(sub): Promise<Subscription> {
       const consumer = kafka.consumer({

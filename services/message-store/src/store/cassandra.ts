@@ -22,12 +22,15 @@ const Q = {
   headGet: "SELECT last_seq FROM message_heads WHERE conversation_id = ?",
   headSet: "UPDATE message_heads SET last_seq = ? WHERE conversation_id = ?",
   idemGet: "SELECT seq, message_id FROM message_idempotency WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?",
-  inboxSet: "UPDATE inbox SET last_seq = ? WHERE user_id = ? AND conversation_id = ?",
+  inboxSet: "UPDATE inbox USING TIMESTAMP ? SET last_seq = ? WHERE user_id = ? AND conversation_id = ?",
   inboxGet: "SELECT conversation_id, last_seq FROM inbox WHERE user_id = ?",
   receiptGet: "SELECT delivered_seq, read_seq FROM receipts WHERE conversation_id = ? AND user_id = ?",
   receiptAll: "SELECT user_id, delivered_seq, read_seq FROM receipts WHERE conversation_id = ?",
-  receiptNew: "INSERT INTO receipts (conversation_id, user_id, delivered_seq, read_seq) VALUES (?, ?, ?, ?) IF NOT EXISTS",
-  receiptCas: "UPDATE receipts SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ? IF delivered_seq = ? AND read_seq = ?",
+  // Each watermark cell is written with its own value as the write timestamp, so Cassandra's
+  // last-write-wins keeps the highest value whatever order concurrent writes land in.
+  deliveredSet: "UPDATE receipts USING TIMESTAMP ? SET delivered_seq = ? WHERE conversation_id = ? AND user_id = ?",
+  readSet: "UPDATE receipts USING TIMESTAMP ? SET read_seq = ? WHERE conversation_id = ? AND user_id = ?",
+  bothSet: "UPDATE receipts USING TIMESTAMP ? SET delivered_seq = ?, read_seq = ? WHERE conversation_id = ? AND user_id = ?",
   idemSet: "INSERT INTO message_idempotency (conversation_id, sender_id, client_msg_id, seq, message_id) VALUES (?, ?, ?, ?, ?)",
 };
 const OPTS = { prepare: true };
@@ -40,6 +43,9 @@ const num = (v: unknown): number => {
   if (v === null || v === undefined) return 0;
   throw new TypeError(`not a number: ${typeof v}`);
 };
+
+/** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
+const maxWins = (value: number) => Long.fromNumber(value + 1);
 
 const rowToMessage = (row: cassandra.types.Row): Message =>
   toMessage({ ...(row as unknown as MessageRow), seq: num(row["seq"]) });
@@ -95,8 +101,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
         );
         if (result.wasApplied()) {
           lastSeqs.set(m.conversationId, seq);
-          // The head is only a hint for re-seeding; a lost update costs one more probe, nothing else.
-          client.execute(Q.headSet, [seqLong, m.conversationId], OPTS).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
+          // The head is only a hint of the bucket to start re-seeding from: written when a new
+          // bucket starts (a lost update costs one more probe, nothing else).
+          if (bucket(seq) !== bucket(seq - 1) || seq === 1) {
+            client.execute(Q.headSet, [seqLong, m.conversationId], OPTS).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
+          }
           return { message: withSeq(m, seq), created: true };
         }
         // Another writer holds this seq: our counter was stale. Re-seed and try the next one.
@@ -118,29 +127,28 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       return out;
     },
     async raiseWatermarks(conversationId, userId, to) {
-      // Compare-and-set with lightweight transactions: concurrent reports never lower a watermark.
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const row = (await client.execute(Q.receiptGet, [conversationId, userId], OPTS)).first();
-        const current: Watermarks = row === null ? NO_WATERMARKS : { deliveredSeq: num(row["delivered_seq"]), readSeq: num(row["read_seq"]) };
-        const next = raise(current, to);
-        if (sameWatermarks(current, next)) return { watermarks: current, changed: false };
-        const params = [Long.fromNumber(next.deliveredSeq), Long.fromNumber(next.readSeq)];
-        const result =
-          row === null
-            ? await client.execute(Q.receiptNew, [conversationId, userId, ...params], OPTS)
-            : await client.execute(Q.receiptCas, [...params, conversationId, userId, Long.fromNumber(current.deliveredSeq), Long.fromNumber(current.readSeq)], OPTS);
-        if (result.wasApplied()) return { watermarks: next, changed: true };
-      }
-      throw new Error(`receipt of ${userId} in ${conversationId}: too much contention`);
+      const row = (await client.execute(Q.receiptGet, [conversationId, userId], OPTS)).first();
+      const current: Watermarks = row === null ? NO_WATERMARKS : { deliveredSeq: num(row["delivered_seq"]), readSeq: num(row["read_seq"]) };
+      const next = raise(current, to);
+      if (sameWatermarks(current, next)) return { watermarks: current, changed: false };
+      // Max-wins writes (see Q): a concurrent lower report can never overwrite a higher one.
+      const writes: Promise<unknown>[] = [];
+      if (next.deliveredSeq > current.deliveredSeq) writes.push(client.execute(Q.deliveredSet, [maxWins(next.deliveredSeq), Long.fromNumber(next.deliveredSeq), conversationId, userId], OPTS));
+      if (next.readSeq > current.readSeq) writes.push(client.execute(Q.readSet, [maxWins(next.readSeq), Long.fromNumber(next.readSeq), conversationId, userId], OPTS));
+      await Promise.all(writes);
+      return { watermarks: next, changed: true };
+    },
+    async markRead(conversationId, userId, seq) {
+      const s = Long.fromNumber(seq);
+      await client.execute(Q.bothSet, [maxWins(seq), s, s, conversationId, userId], OPTS);
     },
     async watermarks(conversationId) {
       const rows = (await client.execute(Q.receiptAll, [conversationId], OPTS)).rows;
       return new Map(rows.map((r) => [String(r["user_id"]), { deliveredSeq: num(r["delivered_seq"]), readSeq: num(r["read_seq"]) }]));
     },
     async touchInbox(userIds, conversationId, seq) {
-      // Written in seq order per conversation (appends are serialised), so the last write is the highest.
       const seqLong = Long.fromNumber(seq);
-      await Promise.all(userIds.map((u) => client.execute(Q.inboxSet, [seqLong, u, conversationId], OPTS)));
+      await Promise.all(userIds.map((u) => client.execute(Q.inboxSet, [maxWins(seq), seqLong, u, conversationId], OPTS)));
     },
     async inbox(userId) {
       const out = new Map<string, number>();

@@ -67,6 +67,14 @@ export function createEmbeddedMessageStore(sql: Sql): MessageStore {
         return { watermarks: next, changed: true };
       });
     },
+    async markRead(conversationId, userId, seq) {
+      await sql.query(
+        `INSERT INTO ms_receipts (conversation_id, user_id, delivered_seq, read_seq) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (conversation_id, user_id) DO UPDATE
+         SET delivered_seq = GREATEST(ms_receipts.delivered_seq, $3), read_seq = GREATEST(ms_receipts.read_seq, $3)`,
+        [conversationId, userId, seq],
+      );
+    },
     async watermarks(conversationId) {
       const r = await sql.query<{ user_id: string; delivered_seq: number; read_seq: number }>(
         "SELECT user_id, delivered_seq, read_seq FROM ms_receipts WHERE conversation_id = $1",

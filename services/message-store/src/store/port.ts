@@ -36,6 +36,8 @@ export interface MessageStore {
    * reports); returns the watermarks after and whether they moved.
    */
   raiseWatermarks(conversationId: string, userId: string, to: Watermarks): Promise<{ watermarks: Watermarks; changed: boolean }>;
+  /** Raises both watermarks to at least `seq` without reporting what moved (the sender's own send: cheaper). */
+  markRead(conversationId: string, userId: string, seq: number): Promise<void>;
   /** The watermarks of every member who has any, by user. */
   watermarks(conversationId: string): Promise<Map<string, Watermarks>>;
   /** Records in each member's inbox that the conversation reached `seq` (never lowers it). */

@@ -1,30 +1,39 @@
 // What routing consumes: MessageCreated (chat.messages.v1) and ReceiptUpdated (chat.receipts.v1),
-// as consumer group "routing". Records of one conversation are routed in order; different
-// conversations in parallel. Each record continues the trace of the send that produced it.
+// as consumer group "routing". A batch (one partition, in offset order, so each conversation's
+// events in seq order) is routed at once: one session lookup, one Deliver per edge.
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { EventSchema } from "../../../../gen/chat/api/v1/events_pb.js";
 import { MessageCreatedSchema, ReceiptUpdatedSchema } from "../../../../gen/chat/events/v1/events_pb.js";
 import type { Bus, BusRecord, Subscription } from "../../../../packages/runtime/src/bus/port.js";
 import { withConsumerSpan } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../../packages/runtime/src/topics.js";
-import type { Router } from "../router.js";
+import type { RouteItem, Router } from "../router.js";
 
 export const CONSUMER_GROUP = "routing";
 
-async function route(router: Router, record: BusRecord): Promise<void> {
+/** The routing work of one record, or undefined for a record to skip. */
+function itemOf(record: BusRecord): RouteItem | undefined {
   switch (record.topic) {
     case topics.messageCreated.name: {
       const { message } = fromBinary(MessageCreatedSchema, record.value);
-      if (message !== undefined) await router.message(message);
-      return;
+      if (message === undefined) return undefined;
+      return {
+        conversationId: message.conversationId,
+        event: create(EventSchema, { kind: { case: "message", value: { message } } }),
+        ...(message.senderId === "" ? {} : { sender: { userId: message.senderId, deviceId: message.senderDeviceId } }),
+        pushFor: message,
+      };
     }
     case topics.receiptUpdated.name: {
       const receipt = fromBinary(ReceiptUpdatedSchema, record.value);
-      if (receipt.watermarks === undefined) return;
-      const event = create(EventSchema, { kind: { case: "receipt", value: { conversationId: receipt.conversationId, watermarks: receipt.watermarks } } });
-      await router.event(receipt.conversationId, event);
-      return;
+      if (receipt.watermarks === undefined) return undefined;
+      return {
+        conversationId: receipt.conversationId,
+        event: create(EventSchema, { kind: { case: "receipt", value: { conversationId: receipt.conversationId, watermarks: receipt.watermarks } } }),
+      };
     }
+    default:
+      return undefined;
   }
 }
 
@@ -33,13 +42,10 @@ export function consume(bus: Bus, router: Router): Promise<Subscription> {
     groupId: CONSUMER_GROUP,
     topics: [topics.messageCreated.name, topics.receiptUpdated.name],
     handle: async (records) => {
-      const byConversation = new Map<string, BusRecord[]>();
-      for (const r of records) byConversation.set(r.key, [...(byConversation.get(r.key) ?? []), r]);
-      await Promise.all(
-        [...byConversation.values()].map(async (list) => {
-          for (const r of list) await withConsumerSpan(`route ${r.topic}`, r.headers, () => route(router, r));
-        }),
-      );
+      const items = records.map(itemOf).filter((i) => i !== undefined);
+      // The batch continues the first record's trace (each message's own trace: issue #7).
+      const first = records[0];
+      await withConsumerSpan(`route ${records.length} events`, first?.headers ?? {}, () => router.route(items));
     },
   });
 }

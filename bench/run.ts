@@ -1,0 +1,232 @@
+// `make bench`: the project's load generator. Starts the mesh (cluster mode on the real
+// infrastructure by default, or --embedded), opens N WebSocket clients paired into direct
+// conversations, sends at a fixed offered rate, and reports sent / acknowledged / delivered,
+// end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, CPU and memory of
+// every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
+// Then a sweep of rates finds the highest one that keeps p99 <= 200 ms.
+import * as hdr from "hdr-histogram-js";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { parseArgs } from "node:util";
+import { startCluster, startEmbeddedProcess, stopCluster, type ClusterProcess } from "../cmd/cluster.js";
+import { DEV_JWT_SECRET, PUBLIC_PORT } from "../cmd/services.js";
+import { mintToken } from "../cmd/token.js";
+import { ChatSocket } from "../packages/client/src/websocket.js";
+import { sample, type ProcSample } from "./procstat.js";
+import { latencyChart, type Series } from "./svg.js";
+
+const { values: args } = parseArgs({
+  options: {
+    clients: { type: "string", default: "2000" },
+    rate: { type: "string", default: "1000" },
+    duration: { type: "string", default: "30" },
+    warmup: { type: "string", default: "5" },
+    sweep: { type: "string", default: "1000,1500,2000,3000" },
+    "sweep-duration": { type: "string", default: "15" },
+    embedded: { type: "boolean", default: false },
+  },
+});
+const CLIENTS = Number(args.clients);
+const OFFSET = 26_000;
+const P99_BOUND_MS = 200;
+
+interface RunResult {
+  offeredRate: number;
+  durationS: number;
+  sent: number;
+  acknowledged: number;
+  delivered: number;
+  achievedSendRate: number;
+  deliveryRate: number;
+  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  ackLatencyMs: { p50: number; p99: number };
+  processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  chart: [number, number][];
+}
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Processes to account: the mesh's, the infrastructure's (pid files), and this generator. */
+function processPids(mesh: ClusterProcess[]): Record<string, number> {
+  const pids: Record<string, number> = { loadgen: process.pid };
+  for (const p of mesh) if (p.child.pid !== undefined) pids[mesh.length === 1 || new Set(mesh.map((m) => m.child)).size === 1 ? "chat-embedded" : p.name] = p.child.pid;
+  try {
+    for (const f of readdirSync("var/infra/run")) if (f.endsWith(".pid")) pids[f.replace(/\.pid$/, "")] = Number(readFileSync(`var/infra/run/${f}`, "utf8"));
+  } catch {
+    // no local infrastructure (embedded mode)
+  }
+  return pids;
+}
+
+async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDelivery: (fn: (text: string, at: number) => void) => void }> {
+  let deliver: (text: string, at: number) => void = () => undefined;
+  const sockets: ChatSocket[] = [];
+  for (let i = 0; i < CLIENTS; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, CLIENTS - i) }, async (_, k) => {
+        const n = i + k;
+        return ChatSocket.connect({
+          url,
+          token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, `bench-${Math.floor(n / 2)}-${n % 2 === 0 ? "a" : "b"}`),
+          deviceId: "bench",
+          localAddress: `127.0.0.${1 + (n % 8)}`,
+          onEvent: (event, at) => {
+            const m = event.kind.case === "message" ? event.kind.value.message : undefined;
+            if (m?.content.case === "text") deliver(m.content.value, at);
+          },
+        });
+      }),
+    );
+    sockets.push(...batch);
+  }
+  return { sockets, onDelivery: (fn) => (deliver = fn) };
+}
+
+async function runAt(rate: number, durationS: number, warmupS: number, sockets: ChatSocket[], conversations: string[], setDelivery: (fn: (text: string, at: number) => void) => void, pids: Record<string, number>, tag: string): Promise<RunResult> {
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const acks = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const sentAt = new Map<number, number>();
+  let sent = 0;
+  let acknowledged = 0;
+  let delivered = 0;
+  let measuredFrom = Number.POSITIVE_INFINITY;
+  setDelivery((text, at) => {
+    if (!text.startsWith(tag)) return;
+    const id = Number(text.slice(tag.length));
+    const t = sentAt.get(id);
+    if (t === undefined) return;
+    sentAt.delete(id);
+    delivered++;
+    if (t >= measuredFrom) histogram.recordValue(Math.max(1, Math.round((at - t) * 1000)));
+  });
+  const pairs = conversations.length;
+  const start = performance.now();
+  const end = start + (warmupS + durationS) * 1000;
+  measuredFrom = start + warmupS * 1000;
+  let before: Record<string, ProcSample | undefined> = {};
+  let measuredSent = 0;
+  let progress = start;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      if (before["loadgen"] === undefined && now >= measuredFrom) before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
+      if (now >= end) {
+        clearInterval(tick);
+        resolve();
+        return;
+      }
+      const due = Math.floor(((now - start) / 1000) * rate) - sent;
+      for (let i = 0; i < due; i++) {
+        const id = sent++;
+        const pair = id % pairs;
+        const fromB = Math.floor(id / pairs) % 2 === 1;
+        const socket = sockets[2 * pair + (fromB ? 1 : 0)];
+        if (socket === undefined) continue;
+        const t = performance.now();
+        if (t >= measuredFrom) measuredSent++;
+        sentAt.set(id, t);
+        socket.call("sendMessage", { conversationId: conversations[pair] ?? "", clientMsgId: `${tag}${id}`, text: `${tag}${id}` }).then(
+          () => {
+            acknowledged++;
+            if (t >= measuredFrom) acks.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+          },
+          () => undefined,
+        );
+      }
+      if (now - progress >= 1000) {
+        progress = now;
+        const h = histogram.totalCount > 0 ? ` p50 ${(histogram.getValueAtPercentile(50) / 1000).toFixed(1)} ms p99 ${(histogram.getValueAtPercentile(99) / 1000).toFixed(1)} ms` : "";
+        log(`[${tag}] ${((now - start) / 1000).toFixed(0)}s offered ${rate}/s sent ${sent} acked ${acknowledged} delivered ${delivered}${h}`);
+      }
+    }, 2);
+  });
+  const after = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
+  const drainUntil = performance.now() + 5_000;
+  while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
+  const ms = (us: number) => Math.round(us) / 1000;
+  const processes: RunResult["processes"] = {};
+  for (const [name, a] of Object.entries(after)) {
+    const b = before[name];
+    if (a === undefined || b === undefined) continue;
+    processes[name] = { cpuPercent: Math.round(((a.cpuSeconds - b.cpuSeconds) / durationS) * 1000) / 10, rssMB: Math.round(a.rssBytes / 1e5) / 10 };
+  }
+  const chart: [number, number][] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(histogram.getValueAtPercentile(p))]);
+  return {
+    offeredRate: rate,
+    durationS,
+    sent,
+    acknowledged,
+    delivered,
+    achievedSendRate: Math.round(measuredSent / durationS),
+    deliveryRate: Math.round(histogram.totalCount / durationS),
+    latencyMs: {
+      p50: ms(histogram.getValueAtPercentile(50)),
+      p90: ms(histogram.getValueAtPercentile(90)),
+      p99: ms(histogram.getValueAtPercentile(99)),
+      p999: ms(histogram.getValueAtPercentile(99.9)),
+      max: ms(histogram.maxValue),
+      mean: ms(histogram.mean),
+    },
+    ackLatencyMs: { p50: ms(acks.getValueAtPercentile(50)), p99: ms(acks.getValueAtPercentile(99)) },
+    processes,
+    chart,
+  };
+}
+
+async function main(): Promise<void> {
+  const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
+  const mode = args.embedded ? "embedded" : "cluster";
+  log(`bench: ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
+  const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000" };
+  const mesh = args.embedded
+    ? await startEmbeddedProcess({ env, portOffset: OFFSET, logDir: "var/bench/logs", dataDir: `var/bench/data-${Date.now()}` })
+    : await startCluster({
+        env: { ...env, PG_URL: process.env["PG_URL"], REDIS_URL: process.env["REDIS_URL"], KAFKA_BROKERS: process.env["KAFKA_BROKERS"], CASSANDRA_CONTACT_POINTS: process.env["CASSANDRA_CONTACT_POINTS"], CASSANDRA_LOCAL_DC: process.env["CASSANDRA_LOCAL_DC"], CASSANDRA_KEYSPACE: process.env["CASSANDRA_KEYSPACE"] },
+        portOffset: OFFSET,
+        logDir: "var/bench/logs",
+      });
+  try {
+    const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
+    const t0 = performance.now();
+    const { sockets, onDelivery } = await openClients(url);
+    log(`connected ${sockets.length} clients in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const conversations: string[] = [];
+    for (let i = 0; i + 1 < sockets.length; i += 2) {
+      const r = await sockets[i]?.call("getOrCreateDirectConversation", { peerId: `bench-${i / 2}-b` });
+      conversations.push(r?.conversation?.conversationId ?? "");
+    }
+    const pids = processPids(mesh);
+    const runId = Date.now().toString(36);
+    const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`);
+    const sweep: RunResult[] = [];
+    for (const rate of (args.sweep ?? "").split(",").filter((s) => s !== "").map(Number)) {
+      const r = await runAt(rate, Number(args["sweep-duration"]), 3, sockets, conversations, onDelivery, pids, `${runId}s${rate}:`);
+      sweep.push(r);
+      log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms`);
+      if (r.latencyMs.p99 > P99_BOUND_MS * 2) break;
+    }
+    const passing = sweep.filter((r) => r.latencyMs.p99 <= P99_BOUND_MS && r.delivered >= r.sent * 0.999);
+    const best = passing.reduce((m, r) => Math.max(m, r.deliveryRate), 0);
+    const result = { mode, machine, clients: sockets.length, command: `make bench ${process.argv.slice(2).join(" ")}`.trim(), at: new Date().toISOString(), main: main_, sweep, highestRateWithP99Under200ms: best };
+    mkdirSync("var/bench", { recursive: true });
+    const base = `var/bench/${mode}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    writeFileSync(`${base}.json`, JSON.stringify(result, null, 2));
+    const series: Series[] = [{ label: `${main_.offeredRate}/s, ${sockets.length} clients`, points: main_.chart }, ...sweep.map((r) => ({ label: `${r.offeredRate}/s`, points: r.chart }))];
+    writeFileSync(`${base}.svg`, latencyChart(`end-to-end latency, ${mode} mode, ${machine}`, series));
+    log(`\nresult (${mode}, ${sockets.length} clients, ${machine})`);
+    log(`  offered ${main_.offeredRate}/s for ${main_.durationS}s: sent ${main_.sent} acked ${main_.acknowledged} delivered ${main_.delivered}`);
+    log(`  end-to-end latency ms: p50 ${main_.latencyMs.p50} p90 ${main_.latencyMs.p90} p99 ${main_.latencyMs.p99} p99.9 ${main_.latencyMs.p999} max ${main_.latencyMs.max}`);
+    log(`  send->ack ms: p50 ${main_.ackLatencyMs.p50} p99 ${main_.ackLatencyMs.p99}`);
+    for (const [name, p] of Object.entries(main_.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+    log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
+    log(`  wrote ${base}.json and ${base}.svg`);
+    await Promise.all(sockets.map((s) => s.close()));
+  } finally {
+    await stopCluster(mesh);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
