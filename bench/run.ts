@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "1000" },
     duration: { type: "string", default: "30" },
     warmup: { type: "string", default: "5" },
-    sweep: { type: "string", default: "1000,1500,2000,3000" },
+    sweep: { type: "string", default: "100,150,200,300,500,1000" },
     "sweep-duration": { type: "string", default: "15" },
     embedded: { type: "boolean", default: false },
   },
@@ -141,7 +141,8 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
     }, 2);
   });
   const after = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
-  const drainUntil = performance.now() + 5_000;
+  // Let the backlog drain before the next run starts (an overloaded run must not skew the next one).
+  const drainUntil = performance.now() + 30_000;
   while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const ms = (us: number) => Math.round(us) / 1000;
   const processes: RunResult["processes"] = {};
@@ -197,14 +198,16 @@ async function main(): Promise<void> {
     }
     const pids = processPids(mesh);
     const runId = Date.now().toString(36);
-    const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`);
+    // The sweep goes first, lowest rate up, and stops at the first rate past the bound; the main
+    // run at the target rate comes last, so an overload cannot leak into the other results.
     const sweep: RunResult[] = [];
     for (const rate of (args.sweep ?? "").split(",").filter((s) => s !== "").map(Number)) {
       const r = await runAt(rate, Number(args["sweep-duration"]), 3, sockets, conversations, onDelivery, pids, `${runId}s${rate}:`);
       sweep.push(r);
       log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms`);
-      if (r.latencyMs.p99 > P99_BOUND_MS * 2) break;
+      if (r.latencyMs.p99 > P99_BOUND_MS) break;
     }
+    const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`);
     const passing = sweep.filter((r) => r.latencyMs.p99 <= P99_BOUND_MS && r.delivered >= r.sent * 0.999);
     const best = passing.reduce((m, r) => Math.max(m, r.deliveryRate), 0);
     const result = { mode, machine, clients: sockets.length, command: `make bench ${process.argv.slice(2).join(" ")}`.trim(), at: new Date().toISOString(), main: main_, sweep, highestRateWithP99Under200ms: best };

@@ -5,14 +5,14 @@ import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { ReceiptWatermarksSchema } from "../../../gen/chat/api/v1/model_pb.js";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import type { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import type { AppendRequest, MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
-import { Code, ConnectError, permissionDenied } from "../../../packages/runtime/src/errors.js";
+import { Code, ConnectError, permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
 import { accessOf, type Access } from "./domain/access.js";
 import { KeyedSerialQueue, pageRange } from "./domain/sequencing.js";
 import { publishMessageCreated, publishReceiptUpdated } from "./events/produce.js";
 import { NO_WATERMARKS, requested, unreadCount, type Watermarks } from "./domain/receipts.js";
-import type { MessageStore } from "./store/port.js";
+import type { AppendResult, MessageStore } from "./store/port.js";
 
 export interface MessageStoreHandlerOptions {
   store: MessageStore;
@@ -20,12 +20,18 @@ export interface MessageStoreHandlerOptions {
   group: Client<typeof GroupService>;
   now?: () => Date;
   newId?: () => string;
+  /** Appends in progress beyond which new ones are refused with ResourceExhausted (retry later). */
+  maxInflightAppends?: number;
 }
 
 const DEFAULT_PAGE = 50;
 const DEFAULT_SYNC_PAGE = 200;
 const MAX_SYNC_CONVERSATIONS = 100;
-const MEMBER_CACHE_MS = 10_000;
+/**
+ * How long memberships and member lists are cached. Long, because they change only through the
+ * group service: its membership changes (issue #4) drop the entries through MembershipChanged.
+ */
+const MEMBER_CACHE_MS = 300_000;
 
 const view = (userId: string, w: Watermarks) => create(ReceiptWatermarksSchema, { userId, deliveredSeq: BigInt(w.deliveredSeq), readSeq: BigInt(w.readSeq) });
 
@@ -34,6 +40,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
   const now = opts.now ?? (() => new Date());
   const newId = opts.newId ?? (() => crypto.randomUUID());
   const appends = new KeyedSerialQueue();
+  const maxInflight = opts.maxInflightAppends ?? 1024;
+  let inflight = 0;
 
   /**
    * The user's access to the conversation; NotFound when the conversation does not exist. Cached
@@ -83,38 +91,50 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
     return ids;
   }
 
+  async function appendOne(req: AppendRequest): Promise<AppendResult> {
+    if (req.content.case === "text") {
+      const a = await access(req.conversationId, req.senderId);
+      if (a.kind !== "member") throw permissionDenied(`${req.senderId} is not a member of ${req.conversationId}`);
+    } else {
+      await group.getConversation({ conversationId: req.conversationId });
+    }
+    return appends.run(req.conversationId, async () => {
+      const result = await store.append({
+        conversationId: req.conversationId,
+        messageId: newId(),
+        clientMsgId: req.clientMsgId,
+        senderId: req.senderId,
+        senderDeviceId: req.senderDeviceId,
+        serverTime: now(),
+        content: req.content,
+      });
+      // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
+      // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
+      await publishMessageCreated(bus, result.message);
+      if (result.created) {
+        const seq = Number(result.message.seq);
+        await Promise.all([
+          // Every member's inbox learns the conversation moved: Sync reads only what changed.
+          memberIds(req.conversationId).then((ids) => store.touchInbox(ids, req.conversationId, seq)),
+          // Sending reads the conversation up to one's own message (so it never counts as unread).
+          req.senderId === "" ? undefined : store.markRead(req.conversationId, req.senderId, seq),
+        ]);
+      }
+      return result;
+    });
+  }
+
   return {
     async append(req) {
-      if (req.content.case === "text") {
-        const a = await access(req.conversationId, req.senderId);
-        if (a.kind !== "member") throw permissionDenied(`${req.senderId} is not a member of ${req.conversationId}`);
-      } else {
-        await group.getConversation({ conversationId: req.conversationId });
+      // Under overload, refuse at once rather than queue without bound: the client retries with
+      // the same client_msg_id, and the others' messages keep flowing.
+      if (inflight >= maxInflight) throw resourceExhausted("the message store is busy: retry the send shortly");
+      inflight++;
+      try {
+        return await appendOne(req);
+      } finally {
+        inflight--;
       }
-      return appends.run(req.conversationId, async () => {
-        const result = await store.append({
-          conversationId: req.conversationId,
-          messageId: newId(),
-          clientMsgId: req.clientMsgId,
-          senderId: req.senderId,
-          senderDeviceId: req.senderDeviceId,
-          serverTime: now(),
-          content: req.content,
-        });
-        // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
-        // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
-        await publishMessageCreated(bus, result.message);
-        if (result.created) {
-          const seq = Number(result.message.seq);
-          await Promise.all([
-            // Every member's inbox learns the conversation moved: Sync reads only what changed.
-            memberIds(req.conversationId).then((ids) => store.touchInbox(ids, req.conversationId, seq)),
-            // Sending reads the conversation up to one's own message (so it never counts as unread).
-            req.senderId === "" ? undefined : store.markRead(req.conversationId, req.senderId, seq),
-          ]);
-        }
-        return result;
-      });
     },
     async getHistory(req) {
       const a = await access(req.conversationId, req.userId);

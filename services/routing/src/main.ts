@@ -19,7 +19,8 @@ const Config = z.object({
   PORT: port(DEFAULT_PORT),
   GROUP_SERVICE_ADDR: address(),
   CONNECTION_SERVICE_ADDR: address(),
-  MEMBER_CACHE_MS: int(10_000, 0),
+  /** Member lists are cached this long; membership changes (issue #4) drop them at once. */
+  MEMBER_CACHE_MS: int(300_000, 0),
 });
 
 export const main: ServiceMain = async (env: Env) => {
