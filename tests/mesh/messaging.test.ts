@@ -189,4 +189,11 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     const ok = await p.call("listConversations", {});
     assert.ok(Array.isArray(ok.conversations));
   });
+
+  it("a frame over the size limit is refused while it is read: the connection closes with 1009", async () => {
+    const q = await open("quin", "phone");
+    const closed = new Promise<number>((r) => q.ws.once("close", (code: number) => r(code)));
+    q.ws.send(Buffer.alloc(300 * 1024, 0x41), { binary: false });
+    assert.equal(await closed, 1009);
+  });
 });

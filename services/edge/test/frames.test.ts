@@ -1,0 +1,42 @@
+// WebSocket framing rules: decoding, refusals with reasons, error frames, the flood limit.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ClientFrameSchema } from "../../../gen/chat/api/v1/frames_pb.js";
+import { chooseEncoding, decodeClientFrame, errorFrame, FloodLimit, FrameError } from "../src/domain/frames.js";
+
+describe("client frames", () => {
+  it("decode from binary protobuf and from canonical JSON", () => {
+    const frame = create(ClientFrameSchema, { requestId: 3, request: { case: "sendMessage", value: { conversationId: "c", clientMsgId: "m", text: "héllo" } } });
+    assert.equal(decodeClientFrame(Buffer.from(toBinary(ClientFrameSchema, frame)), true).request.value?.$typeName, "chat.api.v1.SendMessageRequest");
+    const json = decodeClientFrame(Buffer.from(JSON.stringify({ requestId: 4, listConversations: {} })), false);
+    assert.deepEqual([json.requestId, json.request.case], [4, "listConversations"]);
+  });
+
+  it("refuse malformed frames, unknown types and invalid UTF-8 with InvalidArgument", () => {
+    const refused = (data: Buffer, binary: boolean) => assert.throws(() => decodeClientFrame(data, binary), (e: unknown) => e instanceof FrameError && e.code === Code.InvalidArgument);
+    refused(Buffer.from("{nope"), false);
+    refused(Buffer.from(JSON.stringify({ requestId: 1, teleport: {} })), false);
+    refused(Buffer.from(JSON.stringify({ requestId: 1 })), false);
+    refused(Buffer.from([0xc3, 0x28]), false);
+    refused(Buffer.from([0x0a, 0xff]), true);
+    // field 10 (send_message) holding field 3 (text) with the invalid UTF-8 byte 0xff
+    refused(Buffer.from([0x52, 0x03, 0x1a, 0x01, 0xff]), true);
+  });
+
+  it("name error codes as Connect does, and pick the subprotocol", () => {
+    const frame = errorFrame(9, Code.PermissionDenied, "no");
+    assert.deepEqual(frame.response.value, { $typeName: "chat.api.v1.Error", code: "permission_denied", message: "no" });
+    assert.equal(chooseEncoding(new Set(["chat.v1.json", "chat.v1.proto"])), "chat.v1.proto");
+    assert.equal(chooseEncoding(new Set()), "chat.v1.json");
+  });
+
+  it("limit floods to the rate with bursts", () => {
+    let now = 0;
+    const limit = new FloodLimit(10, 5, () => now);
+    assert.equal(Array.from({ length: 8 }, () => limit.take()).filter(Boolean).length, 5);
+    now += 500;
+    assert.equal(Array.from({ length: 8 }, () => limit.take()).filter(Boolean).length, 5);
+  });
+});
