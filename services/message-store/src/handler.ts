@@ -113,12 +113,9 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       await publishMessageCreated(bus, result.message);
       if (result.created) {
         const seq = Number(result.message.seq);
-        await Promise.all([
-          // Every member's inbox learns the conversation moved: Sync reads only what changed.
-          memberIds(req.conversationId).then((ids) => store.touchInbox(ids, req.conversationId, seq)),
-          // Sending reads the conversation up to one's own message (so it never counts as unread).
-          req.senderId === "" ? undefined : store.markRead(req.conversationId, req.senderId, seq),
-        ]);
+        // Every member's inbox learns the conversation moved (Sync reads only what changed), and
+        // sending reads the conversation up to one's own message (it never counts as unread).
+        await store.afterAppend(req.conversationId, seq, await memberIds(req.conversationId), req.senderId);
       }
       return result;
     });

@@ -107,14 +107,16 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>, opts:
       const c1 = conv();
       const c2 = conv();
       const user = `u-${randomBytes(4).toString("hex")}`;
-      await store.touchInbox([user, "other"], c1, 3);
-      await store.touchInbox([user], c2, 1);
-      await store.touchInbox([user], c1, 5);
+      await store.afterAppend(c1, 3, [user, "other"], "other");
+      await store.afterAppend(c2, 1, [user], "");
+      await store.afterAppend(c1, 5, [user], user);
+      await store.afterAppend(c1, 4, [user], user);
       assert.deepEqual([...(await store.inbox(user))].sort(), [
         [c1, 5],
         [c2, 1],
       ].sort());
       assert.equal((await store.inbox("nobody-" + user)).size, 0);
+      assert.deepEqual((await store.watermarks(c1)).get(user), { deliveredSeq: 5, readSeq: 5 }, "the sender has read its own message");
     });
 
     it("pages across partition buckets", async () => {

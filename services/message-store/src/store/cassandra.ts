@@ -138,17 +138,16 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       await Promise.all(writes);
       return { watermarks: next, changed: true };
     },
-    async markRead(conversationId, userId, seq) {
-      const s = Long.fromNumber(seq);
-      await client.execute(Q.bothSet, [maxWins(seq), s, s, conversationId, userId], OPTS);
-    },
     async watermarks(conversationId) {
       const rows = (await client.execute(Q.receiptAll, [conversationId], OPTS)).rows;
       return new Map(rows.map((r) => [String(r["user_id"]), { deliveredSeq: num(r["delivered_seq"]), readSeq: num(r["read_seq"]) }]));
     },
-    async touchInbox(userIds, conversationId, seq) {
-      const seqLong = Long.fromNumber(seq);
-      await Promise.all(userIds.map((u) => client.execute(Q.inboxSet, [maxWins(seq), seqLong, u, conversationId], OPTS)));
+    async afterAppend(conversationId, seq, memberIds, senderId) {
+      // Max-wins writes, so their order does not matter: all in parallel.
+      const s = Long.fromNumber(seq);
+      const writes = memberIds.map((u) => client.execute(Q.inboxSet, [maxWins(seq), s, u, conversationId], OPTS));
+      if (senderId !== "") writes.push(client.execute(Q.bothSet, [maxWins(seq), s, s, conversationId, senderId], OPTS));
+      await Promise.all(writes);
     },
     async inbox(userId) {
       const out = new Map<string, number>();

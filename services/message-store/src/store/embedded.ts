@@ -67,12 +67,20 @@ export function createEmbeddedMessageStore(sql: Sql): MessageStore {
         return { watermarks: next, changed: true };
       });
     },
-    async markRead(conversationId, userId, seq) {
+    async afterAppend(conversationId, seq, memberIds, senderId) {
+      if (memberIds.length > 0) {
+        await sql.query(
+          `INSERT INTO ms_inbox (user_id, conversation_id, last_seq) SELECT u, $2, $3 FROM unnest($1::text[]) AS u
+           ON CONFLICT (user_id, conversation_id) DO UPDATE SET last_seq = GREATEST(ms_inbox.last_seq, excluded.last_seq)`,
+          [memberIds, conversationId, seq],
+        );
+      }
+      if (senderId === "") return;
       await sql.query(
         `INSERT INTO ms_receipts (conversation_id, user_id, delivered_seq, read_seq) VALUES ($1, $2, $3, $3)
          ON CONFLICT (conversation_id, user_id) DO UPDATE
          SET delivered_seq = GREATEST(ms_receipts.delivered_seq, $3), read_seq = GREATEST(ms_receipts.read_seq, $3)`,
-        [conversationId, userId, seq],
+        [conversationId, senderId, seq],
       );
     },
     async watermarks(conversationId) {
@@ -81,14 +89,6 @@ export function createEmbeddedMessageStore(sql: Sql): MessageStore {
         [conversationId],
       );
       return new Map(r.rows.map((row) => [row.user_id, { deliveredSeq: row.delivered_seq, readSeq: row.read_seq }]));
-    },
-    async touchInbox(userIds, conversationId, seq) {
-      if (userIds.length === 0) return;
-      await sql.query(
-        `INSERT INTO ms_inbox (user_id, conversation_id, last_seq) SELECT u, $2, $3 FROM unnest($1::text[]) AS u
-         ON CONFLICT (user_id, conversation_id) DO UPDATE SET last_seq = GREATEST(ms_inbox.last_seq, excluded.last_seq)`,
-        [userIds, conversationId, seq],
-      );
     },
     async inbox(userId) {
       const r = await sql.query<{ conversation_id: string; last_seq: number }>("SELECT conversation_id, last_seq FROM ms_inbox WHERE user_id = $1", [userId]);

@@ -36,12 +36,14 @@ export interface MessageStore {
    * reports); returns the watermarks after and whether they moved.
    */
   raiseWatermarks(conversationId: string, userId: string, to: Watermarks): Promise<{ watermarks: Watermarks; changed: boolean }>;
-  /** Raises both watermarks to at least `seq` without reporting what moved (the sender's own send: cheaper). */
-  markRead(conversationId: string, userId: string, seq: number): Promise<void>;
   /** The watermarks of every member who has any, by user. */
   watermarks(conversationId: string): Promise<Map<string, Watermarks>>;
-  /** Records in each member's inbox that the conversation reached `seq` (never lowers it). */
-  touchInbox(userIds: string[], conversationId: string, seq: number): Promise<void>;
+  /**
+   * After a stored message: every member's inbox learns the conversation reached `seq`, and the
+   * sender (when there is one) has read up to it. Never lowers either. One round trip where the
+   * driver allows.
+   */
+  afterAppend(conversationId: string, seq: number, memberIds: string[], senderId: string): Promise<void>;
   /** A user's inbox: the last seq of every conversation with messages, by conversation. */
   inbox(userId: string): Promise<Map<string, number>>;
   health(): Promise<void>;
