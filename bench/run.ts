@@ -202,7 +202,7 @@ async function main(): Promise<void> {
     // run at the target rate comes last, so an overload cannot leak into the other results.
     const sweep: RunResult[] = [];
     for (const rate of (args.sweep ?? "").split(",").filter((s) => s !== "").map(Number)) {
-      const r = await runAt(rate, Number(args["sweep-duration"]), 3, sockets, conversations, onDelivery, pids, `${runId}s${rate}:`);
+      const r = await runAt(rate, Number(args["sweep-duration"]), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}s${rate}:`);
       sweep.push(r);
       log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms`);
       if (r.latencyMs.p99 > P99_BOUND_MS) break;
