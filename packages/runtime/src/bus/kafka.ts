@@ -118,7 +118,9 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     async subscribe(sub): Promise<Subscription> {
       const consumer = kafka.consumer({
         groupId: sub.groupId,
-        maxWaitTimeInMs: 20,
+        // Long polling: the broker answers as soon as a record arrives (minBytes 1); the wait only
+        // bounds empty fetches, so a long one costs no latency and saves CPU on both sides.
+        maxWaitTimeInMs: 500,
         minBytes: 1,
         sessionTimeout: 10_000,
         heartbeatInterval: 1_000,
