@@ -172,6 +172,23 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     await ws.until((ev) => ev.some((e) => e.kind.case === "message" && e.kind.value.message?.content.value === "from connect"));
   });
 
+  it("a Connect Subscribe with cursors first replays what the device missed", async () => {
+    const sender = await open("ray", "phone");
+    const { conversation } = await sender.call("getOrCreateDirectConversation", { peerId: user("sue") });
+    const conversationId = conversation?.conversationId ?? "";
+    for (let i = 1; i <= 3; i++) await sender.call("sendMessage", { conversationId, clientMsgId: `s${i}`, text: `missed ${i}` });
+    const sue = connectClient(mode, await tokenFor(user("sue")), "tablet");
+    const abort = new AbortController();
+    const got: string[] = [];
+    for await (const r of sue.subscribe({ cursors: [{ conversationId, seq: 1n }] }, { signal: abort.signal })) {
+      const content = r.event?.kind.case === "message" ? r.event.kind.value.message?.content : undefined;
+      if (content?.case === "text") got.push(content.value);
+      if (got.length === 2) break;
+    }
+    abort.abort();
+    assert.deepEqual(got, ["missed 2", "missed 3"]);
+  });
+
   it("a malformed or unknown frame gets an error frame and the connection stays usable", async () => {
     const p = await open("pam", "phone", "chat.v1.json");
     const errors: string[] = [];

@@ -13,8 +13,10 @@ export function createEdgeHandler(table: ConnectionTable): ServiceImpl<typeof Ed
       for (const delivery of req.deliveries) {
         const event = delivery.event;
         if (event === undefined) continue; // protovalidate requires it; kept for the type checker
+        const sender = event.kind.case === "message" ? event.kind.value.message?.senderId : undefined;
         for (const sessionId of delivery.sessionIds) {
           const conn = table.get(sessionId);
+          if (conn !== undefined && delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender) continue;
           if (conn === undefined || !conn.send(event)) gone.push(sessionId);
           else delivered++;
         }

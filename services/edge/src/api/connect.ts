@@ -2,8 +2,8 @@
 // authenticated caller; Subscribe streams the same events a WebSocket connection receives.
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { SubscribeResponseSchema, type ChatService, type SubscribeResponse } from "../../../../gen/chat/api/v1/api_pb.js";
-import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
+import { SubscribeResponseSchema, SyncRequestSchema, type ChatService, type SubscribeResponse } from "../../../../gen/chat/api/v1/api_pb.js";
+import { EventSchema, type Event } from "../../../../gen/chat/api/v1/events_pb.js";
 import type { SessionManager } from "../sessions.js";
 import { callerOf } from "./caller.js";
 import type { Operations, UnaryMethod } from "./operations.js";
@@ -17,7 +17,7 @@ export function createChatService(ops: Operations, sessions: SessionManager): Se
   ) as unknown as Omit<ServiceImpl<typeof ChatService>, "subscribe">;
   return {
     ...unary,
-    async *subscribe(_req, ctx): AsyncGenerator<SubscribeResponse> {
+    async *subscribe(req, ctx): AsyncGenerator<SubscribeResponse> {
       const caller = callerOf(ctx);
       const pending: Event[] = [];
       let wake: (() => void) | undefined;
@@ -37,10 +37,21 @@ export function createChatService(ops: Operations, sessions: SessionManager): Se
           wake?.();
           return true;
         },
-        drain: end,
+        drain(reason, withinMs) {
+          pending.push(create(EventSchema, { kind: { case: "reconnect", value: { reason, withinMs } } }));
+          wake?.();
+          setTimeout(end, withinMs).unref();
+        },
       });
       ctx.signal.addEventListener("abort", end, { once: true });
       try {
+        // Registered first, then the replay: nothing falls between them (repeats are dropped by seq).
+        if (req.cursors.length > 0) {
+          const missed = await ops.sync(caller, create(SyncRequestSchema, { cursors: req.cursors }));
+          for (const update of missed.updates ?? []) {
+            for (const message of update.messages ?? []) yield create(SubscribeResponseSchema, { event: { kind: { case: "message", value: { message } } } });
+          }
+        }
         while (!ended) {
           const event = pending.shift();
           if (event !== undefined) yield create(SubscribeResponseSchema, { event });
