@@ -8,7 +8,17 @@ import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider } from "@opentelemetry/sdk-metrics";
-import { BatchSpanProcessor, InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  InMemorySpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TracerProvider,
+  type ReadableSpan,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace";
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
@@ -40,7 +50,10 @@ export function initTelemetry(opts: TelemetryOptions): Telemetry {
   }
   const memory = opts.memoryExporter === true ? new InMemorySpanExporter() : undefined;
   if (memory !== undefined) processors.push(new SimpleSpanProcessor({ exporter: memory }));
-  const tracerProvider = new TracerProvider({ resource, spanProcessors: processors });
+  // With nowhere to send spans, record none (trace context still propagates, and logs still carry
+  // the trace ids of incoming requests); otherwise keep the caller's sampling decision.
+  const sampler = processors.length === 0 ? new AlwaysOffSampler() : new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  const tracerProvider = new TracerProvider({ resource, spanProcessors: processors, sampler });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
   trace.setGlobalTracerProvider(tracerProvider);
