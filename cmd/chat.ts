@@ -40,7 +40,8 @@ function printAddresses(what: string, running: RunningService[], startedMs: numb
     for (const [kind, url] of Object.entries(s.publicUrls ?? {})) lines.push(`  public ${kind.padEnd(10)} ${url}`);
   }
   for (const s of running) lines.push(`  ${s.name.padEnd(17)} grpc://${s.address}`);
-  lines.push("  try: grpcurl -plaintext " + (running[0]?.address ?? "") + " list");
+  lines.push(`  try: grpcurl -plaintext ${running[0]?.address ?? ""} list`);
+  if (running.some((s) => s.publicUrls !== undefined)) lines.push("  a client token: make token USER=alice");
   process.stdout.write(lines.join("\n") + "\n");
 }
 
