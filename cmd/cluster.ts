@@ -17,6 +17,8 @@ export interface ClusterOptions {
   portOffset?: number;
   /** Where each service's log goes (one file per service). */
   logDir: string;
+  /** Topic and consumer-group prefix of this mesh on the shared Kafka (default: none). */
+  busNamespace?: string;
   /** Extra settings for one service. */
   overrides?: Partial<Record<ServiceName, Env>>;
 }
@@ -33,7 +35,7 @@ const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
 export function serviceEnv(name: ServiceName, opts: ClusterOptions): Env {
   const service = findService(name);
   if (service === undefined) throw new Error(`unknown service ${name}`);
-  const env = meshAddresses({ ...opts.env, BUS_DRIVER: "kafka" }, opts.portOffset ?? 0);
+  const env = meshAddresses({ ...opts.env, BUS_DRIVER: "kafka", BUS_NAMESPACE: opts.busNamespace ?? opts.env["BUS_NAMESPACE"] ?? "" }, opts.portOffset ?? 0);
   return { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
 }
 

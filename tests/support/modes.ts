@@ -28,7 +28,8 @@ export function modes(suite: string, basePortOffset: number): Mode[] {
       spanService: (s) => s,
       bus: "kafka",
       portOffset: basePortOffset,
-      start: (env) => startCluster({ env: { ...infraEnv(), ...common, ...env }, portOffset: basePortOffset, logDir: `var/test-logs/${suite}-cluster` }),
+      start: (env) =>
+        startCluster({ env: { ...infraEnv(), ...common, ...env }, portOffset: basePortOffset, logDir: `var/test-logs/${suite}-cluster`, busNamespace: `${suite}.` }),
     },
     {
       name: `embedded (one process, make run): ${suite}`,

@@ -2,6 +2,7 @@
 // driver choice the same way. Each opener is the only place its driver is chosen by name.
 import { driver, int, list, z } from "./config.js";
 import { openBus } from "./bus/index.js";
+import { namespaced } from "./bus/namespace.js";
 import type { Bus } from "./bus/port.js";
 import { openCassandra, type CassandraSession } from "./cassandra.js";
 import type { Logger } from "./log.js";
@@ -16,17 +17,21 @@ export const busSettings = {
   BUS_DRIVER: driver(["memory", "kafka"], "memory"),
   KAFKA_BROKERS: list().optional(),
   KAFKA_PARTITIONS: int(6, 1),
+  /** A prefix for topic names and consumer groups, so several meshes can share one Kafka. */
+  BUS_NAMESPACE: z.string().regex(/^[A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only").default(""),
 };
 
 export async function openConfiguredBus(
-  config: { BUS_DRIVER: "memory" | "kafka"; KAFKA_BROKERS?: string[] | undefined; KAFKA_PARTITIONS: number },
+  config: { BUS_DRIVER: "memory" | "kafka"; KAFKA_BROKERS?: string[] | undefined; KAFKA_PARTITIONS: number; BUS_NAMESPACE: string },
   clientId: string,
   logger: Logger,
 ): Promise<Bus> {
-  const bus =
+  const bus = namespaced(
     config.BUS_DRIVER === "kafka"
       ? openBus("kafka", { brokers: required(config.KAFKA_BROKERS, "KAFKA_BROKERS", "BUS_DRIVER=kafka"), clientId, logger })
-      : openBus("memory");
+      : openBus("memory"),
+    config.BUS_NAMESPACE,
+  );
   await bus.ensureTopics(topicSpecs(config.KAFKA_PARTITIONS));
   return bus;
 }

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { after, describe, it } from "node:test";
 import { createKafkaBus } from "../src/bus/kafka.js";
 import { createMemoryBus } from "../src/bus/memory.js";
+import { namespaced } from "../src/bus/namespace.js";
 import type { Bus, BusRecord, Subscription } from "../src/bus/port.js";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -133,4 +134,25 @@ busContract("memory", () => createMemoryBus());
 busContract("kafka", () => {
   const brokers = process.env["KAFKA_BROKERS"] ?? assert.fail("KAFKA_BROKERS is not set: run through 'make test' (real Kafka required)");
   return createKafkaBus({ brokers: brokers.split(","), clientId: "bus-contract" });
+});
+
+describe("bus namespaces", () => {
+  it("keep two meshes on one broker apart, and show handlers the plain topic names", async () => {
+    const broker = createMemoryBus();
+    const a = namespaced(broker, "a.");
+    const b = namespaced(broker, "b.");
+    const gotA = collector();
+    const gotB = collector();
+    const subA = await a.subscribe({ groupId: "routing", topics: ["chat.messages.v1"], handle: async (r) => gotA.push(r) });
+    const subB = await b.subscribe({ groupId: "routing", topics: ["chat.messages.v1"], handle: async (r) => gotB.push(r) });
+    await a.publish("chat.messages.v1", [{ key: "k", value: enc("for a") }]);
+    await b.publish("chat.messages.v1", [{ key: "k", value: enc("for b") }]);
+    await gotA.until(1);
+    await gotB.until(1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(gotA.records.map((r) => [r.topic, dec(r.value)]), [["chat.messages.v1", "for a"]]);
+    assert.deepEqual(gotB.records.map((r) => [r.topic, dec(r.value)]), [["chat.messages.v1", "for b"]]);
+    await subA.stop();
+    await subB.stop();
+  });
 });

@@ -3,7 +3,7 @@
 // service, and each edge that holds sessions gets one EdgeService.Deliver per event. Members with
 // no live session get one PushRequested each.
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { Client } from "@connectrpc/connect";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../../gen/chat/api/v1/model_pb.js";
 import type { ConnectionService, Session } from "../../../gen/chat/connection/v1/connection_pb.js";
@@ -109,7 +109,16 @@ export class Router {
     const ids: string[] = [];
     let pageToken = "";
     do {
-      const page = await this.opts.group.listMembers({ conversationId, pageSize: 1024, pageToken });
+      let page;
+      try {
+        page = await this.opts.group.listMembers({ conversationId, pageSize: 1024, pageToken });
+      } catch (err) {
+        // A conversation the group service does not know (deleted) has nobody to deliver to; any
+        // other failure is transient and the batch is retried.
+        if (ConnectError.from(err).code !== Code.NotFound) throw err;
+        this.opts.logger.warn({ conversationId }, "event for an unknown conversation: nothing to deliver");
+        return [];
+      }
       ids.push(...page.members.map((m) => m.userId));
       pageToken = page.nextPageToken;
     } while (pageToken !== "");

@@ -66,8 +66,7 @@ export function createMemoryBus(): Bus {
           partitionsOf(topic).forEach((part, partition) => {
             const key = tp(topic, partition);
             if (owner(group, partition) !== member || member.busy.has(key)) return;
-            const next = group.committed.get(key) ?? (member.opts.fromBeginning === true ? part.base : part.base + part.records.length);
-            if (!group.committed.has(key)) group.committed.set(key, next);
+            const next = group.committed.get(key) ?? part.base;
             const batch = part.records.slice(next - part.base);
             if (batch.length === 0) return;
             member.busy.add(key);
@@ -134,6 +133,13 @@ export function createMemoryBus(): Bus {
       if (group === undefined) groups.set(opts.groupId, (group = { committed: new Map(), members: [] }));
       const member: Member = { opts, busy: new Set(), stopped: false, inFlight: new Set() };
       group.members.push(member);
+      // A new group starts where the topic ends now (or at its beginning): as Kafka positions it on joining.
+      for (const topic of opts.topics) {
+        partitionsOf(topic).forEach((part, partition) => {
+          const key = tp(topic, partition);
+          if (!group.committed.has(key)) group.committed.set(key, opts.fromBeginning === true ? part.base : part.base + part.records.length);
+        });
+      }
       const g = group;
       schedule();
       return {
