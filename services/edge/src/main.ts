@@ -82,6 +82,7 @@ export const main: ServiceMain = async (env: Env) => {
     frameRate: config.WS_FRAMES_PER_SECOND,
     frameBurst: config.WS_FRAME_BURST,
     maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+    draining: () => table.draining,
   });
   const publicServer = await startServer({
     name: "edge-public",

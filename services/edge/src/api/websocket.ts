@@ -30,6 +30,8 @@ export interface WebSocketOptions {
   frameBurst: number;
   /** Bytes queued for a slow client before it is disconnected (it resyncs on reconnect). */
   maxBufferedBytes: number;
+  /** True while the edge drains: new clients are sent elsewhere (503). */
+  draining: () => boolean;
 }
 
 export function createWebSocketGateway(opts: WebSocketOptions) {
@@ -124,6 +126,10 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
     onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
       if (new URL(req.url ?? "/", "http://edge").pathname !== "/ws") {
         socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+        return;
+      }
+      if (opts.draining()) {
+        socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nthis edge is draining: ask AssignEdge for another\n");
         return;
       }
       authenticate(req).then(
