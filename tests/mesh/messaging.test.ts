@@ -2,7 +2,7 @@
 // both modes: order on every device, gap-free seqs under concurrency, idempotent retries, offline
 // catch-up from a cursor, receipts both ways, authorization, and the two faces reaching each other.
 import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
@@ -11,7 +11,8 @@ import { Direction, ReceiptKind } from "../../gen/chat/api/v1/enums_pb.js";
 import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
-import { modes, publicUrls, tokenFor, type Mode } from "../support/modes.js";
+import { EdgeService } from "../../gen/chat/edge/v1/edge_pb.js";
+import { addressOf, modes, publicUrls, tokenFor, type Mode } from "../support/modes.js";
 
 const seqsOf = (events: Event[]) => events.flatMap((e) => (e.kind.case === "message" ? [Number(e.kind.value.message?.seq)] : []));
 
@@ -212,5 +213,15 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     const closed = new Promise<number>((r) => q.ws.once("close", (code: number) => r(code)));
     q.ws.send(Buffer.alloc(300 * 1024, 0x41), { binary: false });
     assert.equal(await closed, 1009);
+  });
+
+  // Last: it drains this mesh's edge.
+  it("a draining edge asks its clients to reconnect elsewhere and refuses new ones", async () => {
+    const r = await open("rex", "phone");
+    const edge = createClient(EdgeService, createGrpcTransport({ baseUrl: `http://${addressOf(mesh, "edge")}` }));
+    const drained = await edge.drain({ deadlineMs: 2_000 });
+    assert.ok(drained.clients >= 1);
+    await r.until((ev) => ev.some((e) => e.kind.case === "reconnect"));
+    await assert.rejects(open("sam", "phone"), /HTTP 503/);
   });
 });
