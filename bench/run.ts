@@ -182,7 +182,7 @@ async function main(): Promise<void> {
   const mesh = args.embedded
     ? await startEmbeddedProcess({ env, portOffset: OFFSET, logDir: "var/bench/logs", dataDir: `var/bench/data-${Date.now()}` })
     : await startCluster({
-        env: { ...env, PG_URL: process.env["PG_URL"], REDIS_URL: process.env["REDIS_URL"], KAFKA_BROKERS: process.env["KAFKA_BROKERS"], CASSANDRA_CONTACT_POINTS: process.env["CASSANDRA_CONTACT_POINTS"], CASSANDRA_LOCAL_DC: process.env["CASSANDRA_LOCAL_DC"], CASSANDRA_KEYSPACE: process.env["CASSANDRA_KEYSPACE"] },
+        env: { ...env, PG_URL: process.env["PG_URL"], REDIS_URL: process.env["REDIS_URL"], KAFKA_BROKERS: process.env["KAFKA_BROKERS"], CASSANDRA_CONTACT_POINTS: process.env["CASSANDRA_CONTACT_POINTS"], CASSANDRA_LOCAL_DC: process.env["CASSANDRA_LOCAL_DC"], CASSANDRA_KEYSPACE: "chat_bench" },
         portOffset: OFFSET,
         logDir: "var/bench/logs",
         busNamespace: "bench.",

@@ -16,7 +16,7 @@ const OFFSET = 24_000;
 const TOTAL = 200;
 
 describe("faults under traffic (cluster)", () => {
-  const opts: ClusterOptions = { env: { ...infraEnv(), JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn" }, portOffset: OFFSET, logDir: "var/test-logs/faults", busNamespace: "faults." };
+  const opts: ClusterOptions = { env: { ...infraEnv(), CASSANDRA_KEYSPACE: "chat_faults", JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn" }, portOffset: OFFSET, logDir: "var/test-logs/faults", busNamespace: "faults." };
   let cluster: ClusterProcess[] = [];
   const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
   const run = randomBytes(4).toString("hex");

@@ -29,7 +29,13 @@ export function modes(suite: string, basePortOffset: number): Mode[] {
       bus: "kafka",
       portOffset: basePortOffset,
       start: (env) =>
-        startCluster({ env: { ...infraEnv(), ...common, ...env }, portOffset: basePortOffset, logDir: `var/test-logs/${suite}-cluster`, busNamespace: `${suite}.` }),
+        startCluster({
+          // Each suite's cluster has its own keyspace and bus namespace: suites run side by side.
+          env: { ...infraEnv(), ...common, CASSANDRA_KEYSPACE: `chat_${suite}`, ...env },
+          portOffset: basePortOffset,
+          logDir: `var/test-logs/${suite}-cluster`,
+          busNamespace: `${suite}.`,
+        }),
     },
     {
       name: `embedded (one process, make run): ${suite}`,

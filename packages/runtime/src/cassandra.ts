@@ -41,8 +41,10 @@ export async function openCassandra(opts: CassandraOptions): Promise<CassandraSe
   const bootstrap = new cassandra.Client(clientOptions(opts));
   try {
     await bootstrap.connect();
-    await bootstrap.execute(
-      `CREATE KEYSPACE IF NOT EXISTS ${opts.keyspace} WITH replication = ${opts.replication ?? "{'class': 'SimpleStrategy', 'replication_factor': 1}"}`,
+    await schemaChange(() =>
+      bootstrap.execute(
+        `CREATE KEYSPACE IF NOT EXISTS ${opts.keyspace} WITH replication = ${opts.replication ?? "{'class': 'SimpleStrategy', 'replication_factor': 1}"}`,
+      ),
     );
   } finally {
     await bootstrap.shutdown();
@@ -58,6 +60,21 @@ export async function openCassandra(opts: CassandraOptions): Promise<CassandraSe
   };
 }
 
+/**
+ * Runs a schema statement, retrying a few times: two processes creating the same keyspace or
+ * table at once can see a transient conflict until the schema agrees.
+ */
+async function schemaChange<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 /** Waits for another process's claim to finish; false when it never does (that process died). */
 async function doneWithin(client: cassandra.Client, component: string, id: string, ms: number): Promise<boolean> {
   for (const deadline = Date.now() + ms; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
@@ -70,8 +87,8 @@ async function doneWithin(client: cassandra.Client, component: string, id: strin
 /** Applies each migration not yet recorded; the LWT claim makes one process apply it. */
 export async function migrateCql(session: CassandraSession, component: string, migrations: CqlMigration[]): Promise<string[]> {
   const { client } = session;
-  await client.execute(
-    "CREATE TABLE IF NOT EXISTS schema_migrations (component text, id text, applied_at timestamp, done boolean, PRIMARY KEY ((component), id))",
+  await schemaChange(() =>
+    client.execute("CREATE TABLE IF NOT EXISTS schema_migrations (component text, id text, applied_at timestamp, done boolean, PRIMARY KEY ((component), id))"),
   );
   const applied: string[] = [];
   for (const m of migrations) {
@@ -81,7 +98,7 @@ export async function migrateCql(session: CassandraSession, component: string, m
     );
     if (!claim.wasApplied() && (await doneWithin(client, component, m.id, 10_000))) continue;
     // Statements are idempotent (IF NOT EXISTS), so a crash mid-migration is repaired by a rerun.
-    for (const statement of m.cql) await client.execute(statement);
+    for (const statement of m.cql) await schemaChange(() => client.execute(statement));
     await client.execute("UPDATE schema_migrations SET done = true WHERE component = ? AND id = ?", [component, m.id]);
     applied.push(m.id);
   }
