@@ -1,5 +1,5 @@
 // The edge's table of live client connections (session id -> writer). Pure bookkeeping: the
-// WebSocket and Connect stream code (issue #3) adds and removes entries.
+// WebSocket gateway and the Connect Subscribe stream add and remove entries (sessions.ts).
 import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 
 export interface ClientConnection {
