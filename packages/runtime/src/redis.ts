@@ -1,12 +1,39 @@
-// Redis connector (ioredis): connected before use, commands auto-pipelined.
+// Redis connector (ioredis): connected before it is returned, commands auto-pipelined, a command
+// fails after a few reconnection attempts instead of queueing forever.
 import { Redis } from "ioredis";
 
 export type { Redis };
 
-export async function openRedis(url: string): Promise<Redis> {
+/** The ioredis client, plus a health check. */
+export type RedisClient = Redis & { health(): Promise<void> };
+
+/** The URL without its password, for messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "(REDIS_URL)";
+  }
+}
+
+export async function openRedis(url: string): Promise<RedisClient> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, enableAutoPipelining: true, connectTimeout: 5_000 });
-  redis.on("error", () => undefined); // reported by the failing command; ioredis reconnects
-  await redis.connect();
-  await redis.ping();
-  return redis;
+  let lastError: Error | undefined;
+  // Reported by the failing command; ioredis reconnects by itself.
+  redis.on("error", (err: Error) => (lastError = err));
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect(); // no reconnection loop left behind
+    const reason = lastError ?? (err instanceof Error ? err : new Error(String(err)));
+    throw new Error(`Redis at ${redact(url)} is not reachable: ${reason.message}`, { cause: reason });
+  }
+  return Object.assign(redis, {
+    async health() {
+      await redis.ping();
+    },
+  });
 }

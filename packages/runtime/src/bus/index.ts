@@ -1,18 +1,23 @@
-// Chooses the bus driver by name; an unknown name is refused with the names that exist.
+// Chooses the bus driver by name (the one place that does); an unknown name is refused with the
+// names that exist.
 import { createKafkaBus, type KafkaBusOptions } from "./kafka.js";
 import { sharedMemoryBus } from "./memory.js";
 import type { Bus } from "./port.js";
 
+export const BUS_DRIVERS = ["memory", "kafka"] as const;
+
+/** "memory": the process-wide in-process broker; "kafka": a Kafka client with opts. */
 export function openBus(driver: "memory"): Bus;
 export function openBus(driver: "kafka", opts: KafkaBusOptions): Bus;
+export function openBus(driver: string, opts?: KafkaBusOptions): Bus;
 export function openBus(driver: string, opts?: KafkaBusOptions): Bus {
   switch (driver) {
     case "memory":
       return sharedMemoryBus();
     case "kafka":
-      if (opts === undefined) throw new Error("the kafka bus needs brokers");
+      if (opts === undefined) throw new Error('bus driver "kafka" needs its options (brokers, clientId)');
       return createKafkaBus(opts);
     default:
-      throw new Error(`unknown bus driver "${driver}"; expected one of: memory, kafka`);
+      throw new Error(`unknown bus driver "${driver}": expected one of ${BUS_DRIVERS.join(", ")}`);
   }
 }

@@ -1,15 +1,22 @@
-// The kafka driver, on kafkajs: an idempotent producer (acks=all), consumer groups tuned for low
-// latency, offsets committed after each handled batch.
-import { Kafka, logLevel, Partitioners, type Consumer, type IHeaders, type Producer } from "kafkajs";
+// The kafka driver, on kafkajs: an idempotent producer (acks=all) with Java's default partitioner
+// (murmur2 of the key, so keys land where Java clients put them), consumer groups tuned for low
+// latency, each batch's offsets committed once its handler resolves. kafkajs logs go to pino
+// (warn and above).
+import { Kafka, logLevel, Partitioners, type Consumer, type EachBatchPayload, type IHeaders, type Producer } from "kafkajs";
 import { createLogger, type Logger } from "../log.js";
-import { retryDelayMs, type Bus, type BusRecord, type OutgoingRecord, type PartitionLag, type Subscription } from "./port.js";
+import { handleUntilDone, type Bus, type BusRecord, type OutgoingRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
 
 export interface KafkaBusOptions {
+  /** host:port of one or more brokers. */
   brokers: string[];
   clientId: string;
   logger?: Logger;
+  /** Replication factor of the topics ensureTopics creates: 1 by default (one-broker development). */
   replicationFactor?: number;
 }
+
+/** How long subscribe waits for the member to join its group before failing. */
+const JOIN_TIMEOUT_MS = 30_000;
 
 const headersOf = (headers: IHeaders | undefined): Record<string, string> => {
   const out: Record<string, string> = {};
@@ -20,35 +27,63 @@ const headersOf = (headers: IHeaders | undefined): Record<string, string> => {
   return out;
 };
 
-/** Collects records while a send is in flight; each flush sends everything queued in one request. */
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** A connect-once resource: the first caller connects; a failed attempt is forgotten so the next call retries. */
+function lazily<T>(connect: () => Promise<T>): { get: () => Promise<T>; started: () => Promise<T> | undefined } {
+  let ready: Promise<T> | undefined;
+  return {
+    get: () =>
+      (ready ??= connect().catch((err: unknown) => {
+        ready = undefined;
+        throw err;
+      })),
+    started: () => ready,
+  };
+}
+
+interface Queued {
+  topic: string;
+  messages: { key: string; value: Buffer; headers: Record<string, string> }[];
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The idempotent producer allows one request in flight; records published meanwhile wait and go
+ * together in the next request: no added delay when idle, batches under load.
+ */
 class SendBatcher {
-  private queued = new Map<string, OutgoingRecord[]>();
-  private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private queued: Queued[] = [];
   private sending = false;
 
-  constructor(private readonly send: (batches: Map<string, OutgoingRecord[]>) => Promise<void>) {}
+  constructor(private readonly send: (topicMessages: { topic: string; messages: Queued["messages"] }[]) => Promise<void>) {}
 
   add(topic: string, records: OutgoingRecord[]): Promise<void> {
-    const list = this.queued.get(topic);
-    if (list === undefined) this.queued.set(topic, [...records]);
-    else list.push(...records);
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (!this.sending) void this.flush();
-    return done;
+    // Copied now: the caller may reuse its buffers as soon as publish returns.
+    const messages = records.map((r) => ({ key: r.key, value: Buffer.from(r.value), headers: { ...r.headers } }));
+    return new Promise((resolve, reject) => {
+      this.queued.push({ topic, messages, resolve, reject });
+      if (!this.sending) void this.flush();
+    });
   }
 
   private async flush(): Promise<void> {
     this.sending = true;
-    while (this.queued.size > 0) {
-      const batches = this.queued;
-      const waiters = this.waiters;
-      this.queued = new Map();
-      this.waiters = [];
+    while (this.queued.length > 0) {
+      const batch = this.queued;
+      this.queued = [];
+      const byTopic = new Map<string, Queued["messages"]>();
+      for (const q of batch) {
+        const list = byTopic.get(q.topic);
+        if (list === undefined) byTopic.set(q.topic, [...q.messages]);
+        else list.push(...q.messages);
+      }
       try {
-        await this.send(batches);
-        for (const w of waiters) w.resolve();
+        await this.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
+        for (const q of batch) q.resolve();
       } catch (err) {
-        for (const w of waiters) w.reject(err);
+        for (const q of batch) q.reject(err);
       }
     }
     this.sending = false;
@@ -57,6 +92,8 @@ class SendBatcher {
 
 export function createKafkaBus(opts: KafkaBusOptions): Bus {
   const logger = opts.logger ?? createLogger("bus.kafka");
+  const where = `Kafka at ${opts.brokers.join(",")}`;
+  const unreachable = (err: unknown) => new Error(`${where} is not reachable: ${messageOf(err)}`, { cause: err });
   const kafka = new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
@@ -68,140 +105,175 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
       else logger.warn(rest, `kafkajs: ${message}`);
     },
   });
-  const admin = kafka.admin();
-  let adminReady: Promise<void> | undefined;
-  const withAdmin = async () => {
-    adminReady ??= admin.connect();
-    await adminReady;
-    return admin;
-  };
-  let producer: Producer | undefined;
-  let producerReady: Promise<Producer> | undefined;
-  const getProducer = async () => {
-    producerReady ??= (async () => {
-      producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-      await producer.connect();
-      return producer;
-    })();
-    return producerReady;
-  };
-  const consumers = new Set<Consumer>();
-  // The idempotent producer allows one request in flight; records published meanwhile wait and
-  // go together in the next request (no added delay when idle, batches under load).
-  const batcher = new SendBatcher(async (batches) => {
-    const p = await getProducer();
-    await p.sendBatch({
-      acks: -1,
-      topicMessages: [...batches].map(([topic, list]) => ({
-        topic,
-        messages: list.map((r) => ({ key: r.key, value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength), headers: r.headers ?? {} })),
-      })),
-    });
-  });
 
-  return {
-    driver: "kafka",
-    async ensureTopics(specs) {
-      const a = await withAdmin();
-      const existing = new Set(await a.listTopics());
-      const missing = specs.filter((s) => !existing.has(s.name));
-      if (missing.length === 0) return;
-      await a.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: opts.replicationFactor ?? 1 })),
+  const admin = kafka.admin();
+  const adminConn = lazily(async () => {
+    await admin.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
+    return admin;
+  });
+  const producerConn = lazily(async (): Promise<Producer> => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+    await producer.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
+    return producer;
+  });
+  const batcher = new SendBatcher(async (topicMessages) => {
+    await (await producerConn.get()).sendBatch({ acks: -1, topicMessages });
+  });
+  const consumers = new Set<Consumer>();
+
+  async function ensureTopics(specs: TopicSpec[]): Promise<void> {
+    const a = await adminConn.get();
+    const existing = new Set(await a.listTopics());
+    const present = specs.filter((s) => existing.has(s.name));
+    if (present.length > 0) {
+      // More partitions would move keys between partitions (and break their order): left to an operator.
+      const { topics } = await a.fetchTopicMetadata({ topics: present.map((s) => s.name) });
+      for (const t of topics) {
+        const want = present.find((s) => s.name === t.name)?.partitions;
+        if (want !== undefined && want !== t.partitions.length) logger.warn({ topic: t.name, partitions: t.partitions.length, configured: want }, "topic exists with another partition count; left as it is");
+      }
+    }
+    const missing = specs.filter((s) => !existing.has(s.name));
+    if (missing.length === 0) return;
+    await a.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: opts.replicationFactor ?? 1 })),
+    });
+  }
+
+  /** High watermark of every partition of the topics, by "topic/partition". */
+  async function highWatermarks(topics: string[]): Promise<Map<string, number>> {
+    const a = await adminConn.get();
+    const out = new Map<string, number>();
+    for (const topic of topics) for (const p of await a.fetchTopicOffsets(topic)) out.set(`${topic}/${p.partition}`, Number(p.high));
+    return out;
+  }
+
+  async function subscribe(sub: SubscribeOptions): Promise<Subscription> {
+    const consumer = kafka.consumer({
+      groupId: sub.groupId,
+      // Long polling: the broker answers as soon as a record arrives (minBytes 1); the wait only
+      // bounds empty fetches, so a long one costs no latency and saves CPU on both sides.
+      maxWaitTimeInMs: 500,
+      minBytes: 1,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      rebalanceTimeout: 10_000,
+      retry: { retries: 10 },
+    });
+    /** The partitions this member holds, by "topic/partition". */
+    const assigned = new Set<string>();
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      assigned.clear();
+      for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) for (const p of partitions) assigned.add(`${topic}/${p}`);
+    });
+    // Joined and positioned: the first fetch after joining has fixed where each partition starts.
+    const positioned = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${where}: consumer group "${sub.groupId}" not joined within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
+      const stopJoin = consumer.on(consumer.events.GROUP_JOIN, () => {
+        stopJoin();
+        const stopFetch = consumer.on(consumer.events.FETCH, () => {
+          stopFetch();
+          clearTimeout(timer);
+          resolve();
+        });
       });
-    },
-    async publish(topic, records) {
-      if (records.length === 0) return;
-      await batcher.add(topic, records);
-    },
-    async subscribe(sub): Promise<Subscription> {
-      const consumer = kafka.consumer({
-        groupId: sub.groupId,
-        // Long polling: the broker answers as soon as a record arrives (minBytes 1); the wait only
-        // bounds empty fetches, so a long one costs no latency and saves CPU on both sides.
-        maxWaitTimeInMs: 500,
-        minBytes: 1,
-        sessionTimeout: 10_000,
-        heartbeatInterval: 1_000,
-        rebalanceTimeout: 10_000,
-        retry: { retries: 10 },
+      consumer.on(consumer.events.CRASH, (e) => {
+        clearTimeout(timer);
+        reject(new Error(`${where}: consumer group "${sub.groupId}" failed: ${messageOf(e.payload.error)}`, { cause: e.payload.error }));
       });
+    });
+    positioned.catch(() => undefined); // observed below; a later crash is kafkajs's to restart
+
+    try {
+      await consumer.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
       consumers.add(consumer);
-      await consumer.connect();
       await consumer.subscribe({ topics: sub.topics, fromBeginning: sub.fromBeginning ?? false });
-      const assigned = new Map<string, { topic: string; partition: number; committed: number }>();
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        assigned.clear();
-        for (const [topic, partitions] of Object.entries(e.payload.memberAssignment)) {
-          for (const partition of partitions) assigned.set(`${topic}/${partition}`, { topic, partition, committed: -1 });
-        }
-      });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 6,
-        eachBatch: async (payload) => {
-          const { batch } = payload;
-          const live = () => payload.isRunning() && !payload.isStale();
-          if (batch.messages.length === 0 || !live()) return;
-          const records: BusRecord[] = batch.messages.map((m) => ({
-            topic: batch.topic,
-            partition: batch.partition,
-            offset: m.offset,
-            key: m.key?.toString() ?? "",
-            value: m.value ?? new Uint8Array(),
-            headers: headersOf(m.headers),
-            timestamp: Number(m.timestamp),
-          }));
-          for (let attempt = 0; ; attempt++) {
-            try {
-              await sub.handle(records);
-              break;
-            } catch (err) {
-              logger.warn({ err, topic: batch.topic, partition: batch.partition, attempt }, "handler failed; retrying the batch");
-              await new Promise((r) => setTimeout(r, retryDelayMs(attempt)));
-              await payload.heartbeat();
-              if (!live()) return; // not committed: redelivered after the rebalance
-            }
-          }
-          const last = batch.messages[batch.messages.length - 1]?.offset ?? batch.firstOffset() ?? "0";
-          payload.resolveOffset(last);
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last) + 1) }]);
-          const entry = assigned.get(`${batch.topic}/${batch.partition}`);
-          if (entry !== undefined) entry.committed = Number(last) + 1;
-        },
+        eachBatch: (payload) => handleBatch(sub, payload),
       });
-      return {
-        async status(): Promise<PartitionLag[]> {
-          const a = await withAdmin();
-          const out: PartitionLag[] = [];
-          for (const topic of sub.topics) {
-            const [highs, committed] = await Promise.all([a.fetchTopicOffsets(topic), a.fetchOffsets({ groupId: sub.groupId, topics: [topic] })]);
-            const mine = committed[0]?.partitions ?? [];
-            for (const h of highs) {
-              if (!assigned.has(`${topic}/${h.partition}`)) continue;
-              const c = Number(mine.find((p) => p.partition === h.partition)?.offset ?? -1);
-              const high = Number(h.high);
-              out.push({ topic, partition: h.partition, committedOffset: c, lag: c < 0 ? high - Number(h.low) : high - c });
-            }
+      await positioned;
+    } catch (err) {
+      consumers.delete(consumer);
+      await consumer.disconnect().catch(() => undefined);
+      throw err;
+    }
+    // Where a group with nothing committed started, for status(): kafkajs fixed it at the first fetch, at or before now.
+    const startedAt = sub.fromBeginning === true ? undefined : await highWatermarks(sub.topics);
+
+    return {
+      async status(): Promise<PartitionLag[]> {
+        const a = await adminConn.get();
+        const [highs, committed] = await Promise.all([
+          Promise.all(sub.topics.map(async (topic) => ({ topic, offsets: await a.fetchTopicOffsets(topic) }))),
+          a.fetchOffsets({ groupId: sub.groupId, topics: sub.topics }),
+        ]);
+        const out: PartitionLag[] = [];
+        for (const { topic, offsets } of highs) {
+          const mine = committed.find((c) => c.topic === topic)?.partitions ?? [];
+          for (const h of offsets) {
+            const key = `${topic}/${h.partition}`;
+            if (!assigned.has(key)) continue;
+            const c = Number(mine.find((p) => p.partition === h.partition)?.offset ?? -1);
+            const start = c >= 0 ? c : (startedAt?.get(key) ?? Number(h.low));
+            out.push({ topic, partition: h.partition, committedOffset: c, lag: Math.max(0, Number(h.high) - start) });
           }
-          return out;
-        },
-        async stop() {
-          consumers.delete(consumer);
-          await consumer.disconnect();
-        },
-      };
+        }
+        return out;
+      },
+      async stop() {
+        if (!consumers.delete(consumer)) return;
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  async function handleBatch(sub: SubscribeOptions, payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    const live = () => payload.isRunning() && !payload.isStale();
+    const last = batch.messages.at(-1);
+    if (last === undefined || !live()) return;
+    const records: BusRecord[] = batch.messages.map((m) => ({
+      topic: batch.topic,
+      partition: batch.partition,
+      offset: m.offset,
+      key: m.key?.toString() ?? "",
+      value: m.value ?? new Uint8Array(),
+      headers: headersOf(m.headers),
+      timestamp: Number(m.timestamp),
+    }));
+    const handled = await handleUntilDone(sub.handle, records, logger, live, () => payload.heartbeat());
+    if (!handled) return; // not resolved, not committed: redelivered after the rebalance or restart
+    // Committed first, resolved after: if the commit fails, the batch is fetched again (at least once).
+    // This commit goes through while the consumer is stopping, unlike consumer.commitOffsets.
+    await payload.commitOffsetsIfNecessary({
+      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(BigInt(last.offset) + 1n) }] }],
+    });
+    payload.resolveOffset(last.offset);
+  }
+
+  return {
+    driver: "kafka",
+    ensureTopics,
+    async publish(topic, records) {
+      if (records.length === 0) return;
+      await batcher.add(topic, records);
     },
+    subscribe,
     async health() {
-      await (await withAdmin()).describeCluster();
+      const a = await adminConn.get();
+      await a.describeCluster().catch((err: unknown) => Promise.reject(unreachable(err)));
     },
     async close() {
-      for (const c of consumers) await c.disconnect();
+      const open = [...consumers];
       consumers.clear();
-      if (producerReady !== undefined) await (await producerReady).disconnect();
-      if (adminReady !== undefined) await admin.disconnect();
+      await Promise.all(open.map((c) => c.disconnect()));
+      const producer = producerConn.started();
+      if (producer !== undefined) await (await producer.catch(() => undefined))?.disconnect();
+      if (adminConn.started() !== undefined) await admin.disconnect();
     },
   };
 }

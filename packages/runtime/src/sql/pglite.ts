@@ -1,34 +1,44 @@
 // The embedded SQL driver: PGlite (PostgreSQL compiled to WebAssembly) in this process, persisted
-// under a data folder (or in memory). One connection: transactions run one at a time.
-import { PGlite, types } from "@electric-sql/pglite";
+// under a data folder (or in memory). One connection: PGlite runs one transaction at a time, and
+// a query outside it waits until it ends, so transactions are serialised and isolated.
+import { PGlite, type Transaction } from "@electric-sql/pglite";
 import { mkdirSync } from "node:fs";
-import type { Sql, SqlExecutor } from "./port.js";
+import { sharedParsers, type Sql, type SqlExecutor } from "./port.js";
 
-const parsers = { [types.INT8]: (v: string) => Number(v) };
-
-export async function openPglite(dataDir: string | undefined): Promise<Sql> {
-  if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir, { parsers });
-  const exec = (q: Pick<PGlite, "query" | "exec">): SqlExecutor => ({
+function executor(db: PGlite | Transaction): SqlExecutor {
+  return {
     async query<R>(text: string, params?: unknown[]) {
-      const r = await q.query<R>(text, params ?? []);
-      return { rows: r.rows, rowCount: r.affectedRows ?? r.rows.length };
+      const r = await db.query<R>(text, params ?? []);
+      // PGlite counts no rows for a SELECT; pg counts the rows returned.
+      return { rows: r.rows, rowCount: r.affectedRows || r.rows.length };
     },
     async exec(script: string) {
-      await q.exec(script);
+      await db.exec(script);
     },
-  });
-  const direct = exec(db);
+  };
+}
+
+/** Opens PGlite on dataDir (created when missing; the data persists), or in memory when undefined. */
+export async function openPglite(dataDir: string | undefined): Promise<Sql> {
+  let db: PGlite;
+  try {
+    if (dataDir !== undefined) mkdirSync(dataDir, { recursive: true });
+    db = await PGlite.create(dataDir, { parsers: sharedParsers });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot open the embedded database (PGlite) ${dataDir === undefined ? "in memory" : `in ${dataDir}`}: ${message}`, { cause: err });
+  }
+  const direct = executor(db);
   return {
     driver: "pglite",
     query: (text, params) => direct.query(text, params),
     exec: (script) => direct.exec(script),
-    transaction: (fn) => db.transaction((tx) => fn(exec(tx))),
+    transaction: (fn) => db.transaction((tx) => fn(executor(tx))),
     async health() {
       await db.query("SELECT 1");
     },
     async close() {
-      await db.close();
+      if (!db.closed) await db.close();
     },
   };
 }

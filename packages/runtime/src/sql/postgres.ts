@@ -1,14 +1,25 @@
-// The production SQL driver: PostgreSQL through a pg connection pool.
+// The production SQL driver: PostgreSQL through a pg connection pool. A transaction runs on one
+// checked-out connection between BEGIN and COMMIT (ROLLBACK when its function throws).
 import pg from "pg";
-import type { Sql, SqlExecutor } from "./port.js";
+import { oid, sharedParsers, type Sql, type SqlExecutor } from "./port.js";
 
-// int8 as a JS number (our counts and seqs stay far below 2^53), like the PGlite driver.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+type Parser = (text: string) => unknown;
+const defaultParser = (id: number) => pg.types.getTypeParser(id, "text") as Parser;
+const parseTimestamptz = defaultParser(oid.TIMESTAMPTZ);
+const parseInt8Array = defaultParser(oid.INT8_ARRAY);
+const toNumbers = (v: unknown): unknown => (Array.isArray(v) ? v.map(toNumbers) : typeof v === "string" ? Number(v) : v);
 
-export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Sql> {
-  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, idleTimeoutMillis: 30_000 });
-  pool.on("error", () => undefined); // an idle client's error; the next query reports it
-  const exec = (q: pg.Pool | pg.PoolClient): SqlExecutor => ({
+/** This pool's parsers (not pg's process-wide ones): the port's shared ones, and the arrays and timestamps pg needs on top. */
+const parsers: Record<number, Parser> = {
+  ...sharedParsers,
+  [oid.INT8_ARRAY]: (text) => toNumbers(parseInt8Array(text)),
+  [oid.TIMESTAMP]: (text) => parseTimestamptz(/^-?infinity$/.test(text) ? text : `${text}+00`),
+};
+// Results come in text format (this driver never asks pg for binary).
+const types: pg.CustomTypesConfig = { getTypeParser: (id: number) => parsers[id] ?? defaultParser(id) };
+
+function executor(q: pg.Pool | pg.PoolClient): SqlExecutor {
+  return {
     async query<R>(text: string, params?: unknown[]) {
       const r = await q.query(text, params);
       return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length };
@@ -16,25 +27,49 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
     async exec(script: string) {
       await q.query(script);
     },
-  });
-  const direct = exec(pool);
-  await pool.query("SELECT 1");
+  };
+}
+
+/** The URL without its password, for messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "(PG_URL)";
+  }
+}
+
+/** Opens a pool on url and checks that the server answers. */
+export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Sql> {
+  const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, types });
+  pool.on("error", () => undefined); // an idle client's error; the next query reports it
+  try {
+    await pool.query("SELECT 1");
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`PostgreSQL at ${redact(url)} is not reachable: ${message}`, { cause: err });
+  }
+  const direct = executor(pool);
   return {
     driver: "postgres",
     query: (text, params) => direct.query(text, params),
     exec: (script) => direct.exec(script),
     async transaction(fn) {
       const client = await pool.connect();
+      let broken = false;
       try {
         await client.query("BEGIN");
-        const result = await fn(exec(client));
+        const result = await fn(executor(client));
         await client.query("COMMIT");
         return result;
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => undefined);
+        await client.query("ROLLBACK").catch(() => (broken = true));
         throw err;
       } finally {
-        client.release();
+        client.release(broken); // a connection that cannot roll back is closed, not reused
       }
     },
     async health() {
