@@ -1,5 +1,5 @@
 // CPU time and memory of processes, read from /proc (Linux), for the benchmark's report.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 /** Kernel clock ticks per second (USER_HZ): 100 on mainstream Linux builds. */
 const clockTicks = 100;
 
@@ -18,4 +18,34 @@ export function sample(pid: number): ProcSample | undefined {
   } catch {
     return undefined;
   }
+}
+
+export type Snapshot = Record<string, ProcSample | undefined>;
+
+/** A sample of every named process. */
+export const sampleAll = (pids: Record<string, number>): Snapshot => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
+
+/** CPU (percent of one core) and RSS of each process between two snapshots `seconds` apart. */
+export function usage(before: Snapshot, after: Snapshot, seconds: number): Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> {
+  const out: Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> = {};
+  for (const [name, a] of Object.entries(after)) {
+    const b = before[name];
+    if (a === undefined || b === undefined) continue;
+    const cpuSeconds = a.cpuSeconds - b.cpuSeconds;
+    out[name] = { cpuPercent: Math.round((cpuSeconds / seconds) * 1000) / 10, cpuSeconds, rssMB: Math.round(a.rssBytes / 1e5) / 10 };
+  }
+  return out;
+}
+
+/** Processes to account: the mesh's, the infrastructure's (pid files), and this generator. */
+export function processPids(mesh: { name: string; child: { pid?: number | undefined } }[]): Record<string, number> {
+  const pids: Record<string, number> = { loadgen: process.pid };
+  const oneProcess = new Set(mesh.map((m) => m.child)).size === 1;
+  for (const p of mesh) if (p.child.pid !== undefined) pids[oneProcess ? "chat-embedded" : p.name] = p.child.pid;
+  try {
+    for (const f of readdirSync("var/infra/run")) if (f.endsWith(".pid")) pids[f.replace(/\.pid$/, "")] = Number(readFileSync(`var/infra/run/${f}`, "utf8"));
+  } catch {
+    // no local infrastructure (embedded mode)
+  }
+  return pids;
 }

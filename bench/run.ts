@@ -3,16 +3,18 @@
 // conversations, sends at a fixed offered rate, and reports sent / acknowledged / delivered,
 // end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, CPU and memory of
 // every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
-// Then a sweep of rates finds the highest one that keeps p99 <= 200 ms.
+// Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--scenario group` runs
+// the group scenario instead (bench/group.ts).
 import * as hdr from "hdr-histogram-js";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
-import { startCluster, startEmbeddedProcess, stopCluster, type ClusterProcess } from "../cmd/cluster.js";
+import { startCluster, startEmbeddedProcess, stopCluster } from "../cmd/cluster.js";
 import { DEV_JWT_SECRET, PUBLIC_PORT } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { ChatSocket } from "../packages/client/src/websocket.js";
-import { sample, type ProcSample } from "./procstat.js";
+import { groupBench } from "./group.js";
+import { processPids, sampleAll, usage, type Snapshot } from "./procstat.js";
 import { latencyChart, type Series } from "./svg.js";
 
 const { values: args } = parseArgs({
@@ -24,6 +26,8 @@ const { values: args } = parseArgs({
     sweep: { type: "string", default: "100,150,200,300,500,1000" },
     "sweep-duration": { type: "string", default: "15" },
     embedded: { type: "boolean", default: false },
+    scenario: { type: "string", default: "direct" },
+    members: { type: "string", default: "500" },
   },
 });
 const CLIENTS = Number(args.clients);
@@ -45,18 +49,6 @@ interface RunResult {
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
-
-/** Processes to account: the mesh's, the infrastructure's (pid files), and this generator. */
-function processPids(mesh: ClusterProcess[]): Record<string, number> {
-  const pids: Record<string, number> = { loadgen: process.pid };
-  for (const p of mesh) if (p.child.pid !== undefined) pids[mesh.length === 1 || new Set(mesh.map((m) => m.child)).size === 1 ? "chat-embedded" : p.name] = p.child.pid;
-  try {
-    for (const f of readdirSync("var/infra/run")) if (f.endsWith(".pid")) pids[f.replace(/\.pid$/, "")] = Number(readFileSync(`var/infra/run/${f}`, "utf8"));
-  } catch {
-    // no local infrastructure (embedded mode)
-  }
-  return pids;
-}
 
 async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDelivery: (fn: (text: string, at: number) => void) => void }> {
   let deliver: (text: string, at: number) => void = () => undefined;
@@ -103,13 +95,13 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
   const start = performance.now();
   const end = start + (warmupS + durationS) * 1000;
   measuredFrom = start + warmupS * 1000;
-  let before: Record<string, ProcSample | undefined> = {};
+  let before: Snapshot = {};
   let measuredSent = 0;
   let progress = start;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
       const now = performance.now();
-      if (before["loadgen"] === undefined && now >= measuredFrom) before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
+      if (before["loadgen"] === undefined && now >= measuredFrom) before = sampleAll(pids);
       if (now >= end) {
         clearInterval(tick);
         resolve();
@@ -140,17 +132,12 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
       }
     }, 2);
   });
-  const after = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
+  const after = sampleAll(pids);
   // Let the backlog drain before the next run starts (an overloaded run must not skew the next one).
   const drainUntil = performance.now() + 30_000;
   while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const ms = (us: number) => Math.round(us) / 1000;
-  const processes: RunResult["processes"] = {};
-  for (const [name, a] of Object.entries(after)) {
-    const b = before[name];
-    if (a === undefined || b === undefined) continue;
-    processes[name] = { cpuPercent: Math.round(((a.cpuSeconds - b.cpuSeconds) / durationS) * 1000) / 10, rssMB: Math.round(a.rssBytes / 1e5) / 10 };
-  }
+  const processes = Object.fromEntries(Object.entries(usage(before, after, durationS)).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
   const chart: [number, number][] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(histogram.getValueAtPercentile(p))]);
   return {
     offeredRate: rate,
@@ -177,7 +164,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
 async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
   const mode = args.embedded ? "embedded" : "cluster";
-  log(`bench: ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
+  log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
   const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000" };
   const mesh = args.embedded
     ? await startEmbeddedProcess({ env, portOffset: OFFSET, logDir: "var/bench/logs", dataDir: `var/bench/data-${Date.now()}` })
@@ -189,6 +176,10 @@ async function main(): Promise<void> {
       });
   try {
     const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
+    if (args.scenario === "group") {
+      await groupScenario(url, processPids(mesh), mode, machine);
+      return;
+    }
     const t0 = performance.now();
     const { sockets, onDelivery } = await openClients(url);
     log(`connected ${sockets.length} clients in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -228,6 +219,23 @@ async function main(): Promise<void> {
   } finally {
     await stopCluster(mesh);
   }
+}
+
+async function groupScenario(url: string, pids: Record<string, number>, mode: string, machine: string): Promise<void> {
+  const r = await groupBench({ url, members: Number(args.members), rate: Number(args.rate), durationS: Number(args.duration), warmupS: Number(args.warmup), pids, log });
+  const result = { scenario: "group", mode, machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), ...r };
+  mkdirSync("var/bench", { recursive: true });
+  const base = `var/bench/group-${mode}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+  writeFileSync(`${base}.json`, JSON.stringify(result, null, 2));
+  writeFileSync(`${base}.svg`, latencyChart(`latency to the last recipient, ${r.members}-member group, ${mode} mode, ${machine}`, [{ label: `${r.offeredRate} msg/s`, points: r.chart }]));
+  log(`\nresult (group of ${r.members}, ${mode}, ${machine})`);
+  log(`  offered ${r.offeredRate} msg/s for ${r.durationS}s: sent ${r.sent} acked ${r.acknowledged}, every recipient got ${r.completed}`);
+  log(`  device deliveries at the clients: ${r.deliveriesPerSecond}/s`);
+  log(`  latency to the last recipient ms: p50 ${r.lastRecipientLatencyMs.p50} p90 ${r.lastRecipientLatencyMs.p90} p99 ${r.lastRecipientLatencyMs.p99} max ${r.lastRecipientLatencyMs.max}`);
+  log(`  latency of each delivery ms: p50 ${r.deliveryLatencyMs.p50} p99 ${r.deliveryLatencyMs.p99}`);
+  log(`  CPU per delivery (mesh and infrastructure): ${r.cpuMicrosPerDelivery} µs`);
+  for (const [name, p] of Object.entries(r.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+  log(`  wrote ${base}.json and ${base}.svg`);
 }
 
 main().catch((err: unknown) => {

@@ -3,10 +3,11 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
-import { ConversationType, Role } from "../../../gen/chat/api/v1/enums_pb.js";
+import { ConversationType, Role, SystemEventKind } from "../../../gen/chat/api/v1/enums_pb.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import type { Sql } from "../../../packages/runtime/src/sql/port.js";
 import { sqlDrivers } from "../../../tests/support/sql.js";
+import { checkChange } from "../src/domain/changes.js";
 import { newConversationId } from "../src/domain/rules.js";
 import { migrations } from "../src/store/migrations.js";
 import { createSqlGroupStore } from "../src/store/sql.js";
@@ -63,6 +64,35 @@ for (const driver of sqlDrivers("group-contract")) {
       const again = await second.getOrCreateDirect(u("gus"), u("fay"), newConversationId());
       assert.deepEqual([again.created, again.conversation.conversationId], [false, made.conversation.conversationId]);
       await second.close();
+    });
+
+    it("creates groups once per key, runs one change at a time, applies at a seq, abandons cleanly", async () => {
+      const store = await open();
+      const g = { conversationId: newConversationId(), changeId: `chg_${run}a`, creatorId: u("own"), title: "G", memberIds: [u("m1")], memberLimit: 3, createKey: `k-${run}` };
+      const made = await store.createGroup(g);
+      const again = await store.createGroup({ ...g, conversationId: newConversationId(), changeId: `chg_${run}b` });
+      assert.deepEqual([made.created, again.created, again.conversation.conversationId, again.pendingChangeId], [true, false, g.conversationId, g.changeId]);
+      const id = g.conversationId;
+      assert.equal((await store.beginChange(id, `chg_${run}c`, [], () => undefined)).status, "busy", "held by the pending CREATED change");
+      await store.applyChange(g.changeId, 1);
+      await store.applyChange(g.changeId, 1); // idempotent
+      const add = (users: string[]) => ({ kind: SystemEventKind.MEMBERS_ADDED, actorId: u("own"), userIds: users, title: "", role: Role.UNSPECIFIED });
+      const begun = await store.beginChange(id, `chg_${run}d`, [u("own"), u("m2")], (state) => checkChange(state, add([u("m2")])));
+      assert.equal(begun.status, "begun");
+      assert.equal((await store.beginChange(id, `chg_${run}e`, [], () => undefined)).status, "busy");
+      await store.applyChange(`chg_${run}d`, 2);
+      const m2 = await store.getMembership(id, u("m2"));
+      assert.deepEqual([m2?.member, m2?.visibleFromSeq], [true, 1n]);
+      assert.deepEqual([(await store.getConversation(id))?.memberCount, (await store.getConversation(id))?.membershipSeq], [3, 2n]);
+      assert.throws(() => checkChange({ type: ConversationType.GROUP, title: "G", memberCount: 3, memberLimit: 3, roles: new Map([[u("own"), Role.OWNER]]) }, add([u("m3")])), /limit of 3/);
+      await store.beginChange(id, `chg_${run}f`, [u("own"), u("m2")], (state) => checkChange(state, { ...add([u("m2")]), kind: SystemEventKind.MEMBER_REMOVED }));
+      assert.equal((await store.pendingChanges(0)).some((c) => c.changeId === `chg_${run}f`), true);
+      await store.abandonChange(`chg_${run}f`);
+      assert.equal(await store.getChange(`chg_${run}f`), undefined);
+      assert.equal((await store.beginChange(id, `chg_${run}g`, [], () => undefined)).status, "unchanged", "free again after abandoning");
+      assert.deepEqual(await store.deleteGroup(id, u("own"), () => undefined).then((m) => m?.sort()), [u("m1"), u("m2"), u("own")].sort());
+      assert.equal(await store.getConversation(id), undefined);
+      await store.close();
     });
   });
 }

@@ -7,9 +7,10 @@ import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { AppendRequest, MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
-import { Code, ConnectError, permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
-import { accessOf, type Access } from "./domain/access.js";
-import { KeyedSerialQueue, pageRange } from "./domain/sequencing.js";
+import { permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
+import { MembershipCache } from "./memberships.js";
+import { pageRange } from "./domain/sequencing.js";
+import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
 import { publishMessageCreated, publishReceiptUpdated } from "./events/produce.js";
 import { NO_WATERMARKS, requested, unreadCount, type Watermarks } from "./domain/receipts.js";
 import type { AppendResult, MessageStore } from "./store/port.js";
@@ -22,83 +23,49 @@ export interface MessageStoreHandlerOptions {
   newId?: () => string;
   /** Appends in progress beyond which new ones are refused with ResourceExhausted (retry later). */
   maxInflightAppends?: number;
+  /**
+   * Conversations with more members than this do not write every member's inbox on each message
+   * (that would be one write per member per message); Sync reads their last seq directly instead.
+   */
+  inboxFanoutMaxMembers?: number;
 }
 
 const DEFAULT_PAGE = 50;
+export const DEFAULT_INBOX_FANOUT_MAX_MEMBERS = 64;
 const DEFAULT_SYNC_PAGE = 200;
 const MAX_SYNC_CONVERSATIONS = 100;
 /**
  * How long memberships and member lists are cached. Long, because they change only through the
- * group service: its membership changes (issue #4) drop the entries through MembershipChanged.
+ * group service, and every change drops them (its system message, or MembershipChanged).
  */
 const MEMBER_CACHE_MS = 300_000;
 
 const view = (userId: string, w: Watermarks) => create(ReceiptWatermarksSchema, { userId, deliveredSeq: BigInt(w.deliveredSeq), readSeq: BigInt(w.readSeq) });
 
-export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): ServiceImpl<typeof MessageStoreService> {
+export interface MessageStoreHandler extends ServiceImpl<typeof MessageStoreService> {
+  /** A membership change made through another replica (a MembershipChanged event; seq 0 for a deletion). */
+  membershipChanged(conversationId: string, seq: number): void;
+}
+
+export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): MessageStoreHandler {
   const { store, bus, group } = opts;
   const now = opts.now ?? (() => new Date());
   const newId = opts.newId ?? (() => crypto.randomUUID());
   const appends = new KeyedSerialQueue();
   const maxInflight = opts.maxInflightAppends ?? 1024;
+  const fanoutMax = opts.inboxFanoutMaxMembers ?? DEFAULT_INBOX_FANOUT_MAX_MEMBERS;
   let inflight = 0;
 
-  /**
-   * The user's access to the conversation; NotFound when the conversation does not exist. Cached
-   * briefly: memberships change only through the group service, whose changes (issue #4) will
-   * also drop these entries through MembershipChanged events.
-   */
-  const accessCache = new Map<string, { access: Promise<Access>; until: number }>();
-  function access(conversationId: string, userId: string): Promise<Access> {
-    const key = `${conversationId}\n${userId}`;
-    const hit = accessCache.get(key);
-    if (hit !== undefined && hit.until > Date.now()) return hit.access;
-    const fresh = lookupAccess(conversationId, userId);
-    accessCache.set(key, { access: fresh, until: Date.now() + MEMBER_CACHE_MS });
-    fresh.then((a) => a.kind === "member" || accessCache.delete(key), () => accessCache.delete(key));
-    if (accessCache.size > 100_000) accessCache.clear();
-    return fresh;
-  }
-
-  async function lookupAccess(conversationId: string, userId: string): Promise<Access> {
-    try {
-      const r = await group.getMembership({ conversationId, userId });
-      return accessOf(r.membership);
-    } catch (err) {
-      if (!(err instanceof ConnectError) || err.code !== Code.NotFound) throw err;
-      await group.getConversation({ conversationId }); // throws NotFound for an unknown conversation
-      return { kind: "none" };
-    }
-  }
-
-  /** Current member ids (paged through the group service), cached briefly. */
-  const members = new Map<string, { ids: Promise<string[]>; until: number }>();
-  function memberIds(conversationId: string): Promise<string[]> {
-    const hit = members.get(conversationId);
-    if (hit !== undefined && hit.until > Date.now()) return hit.ids;
-    const ids = (async () => {
-      const out: string[] = [];
-      let pageToken = "";
-      do {
-        const page = await group.listMembers({ conversationId, pageSize: 1024, pageToken });
-        out.push(...page.members.map((m) => m.userId));
-        pageToken = page.nextPageToken;
-      } while (pageToken !== "");
-      return out;
-    })();
-    members.set(conversationId, { ids, until: Date.now() + MEMBER_CACHE_MS });
-    ids.catch(() => members.delete(conversationId));
-    return ids;
-  }
+  const memberships = new MembershipCache(group, MEMBER_CACHE_MS);
 
   async function appendOne(req: AppendRequest): Promise<AppendResult> {
-    if (req.content.case === "text") {
-      const a = await access(req.conversationId, req.senderId);
-      if (a.kind !== "member") throw permissionDenied(`${req.senderId} is not a member of ${req.conversationId}`);
-    } else {
-      await group.getConversation({ conversationId: req.conversationId });
-    }
+    if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId }); // NotFound for an unknown conversation
     return appends.run(req.conversationId, async () => {
+      // Checked in the queue: a removal appended just before is already known here.
+      if (req.content.case === "text") {
+        const a = await memberships.access(req.conversationId, req.senderId);
+        if (a.kind !== "member") throw permissionDenied(`${req.senderId} is not a member of ${req.conversationId}`);
+      }
       const result = await store.append({
         conversationId: req.conversationId,
         messageId: newId(),
@@ -111,17 +78,39 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
       // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
       await publishMessageCreated(bus, result.message);
+      const seq = Number(result.message.seq);
       if (result.created) {
-        const seq = Number(result.message.seq);
         // Every member's inbox learns the conversation moved (Sync reads only what changed), and
-        // sending reads the conversation up to one's own message (it never counts as unread).
-        await store.afterAppend(req.conversationId, seq, await memberIds(req.conversationId), req.senderId);
+        // sending reads the conversation up to one's own message (it never counts as unread). A
+        // membership change also reaches the members it adds or removes. Large groups write the
+        // inboxes only on membership changes (so an inbox is current when a group shrinks back
+        // under the limit); Sync reads their last seq directly.
+        const ids = new Set((await memberships.members(req.conversationId)).map((m) => m.userId));
+        if (req.content.case === "system") for (const u of req.content.value.userIds) ids.add(u);
+        else if (ids.size > fanoutMax) ids.clear();
+        await store.afterAppend(req.conversationId, seq, [...ids], req.senderId);
       }
+      if (req.content.case === "system") memberships.changed(req.conversationId, seq);
       return result;
     });
   }
 
+  /** The user's conversations with more members than the inbox fan-out limit. */
+  async function largeGroupsOf(userId: string): Promise<string[]> {
+    const ids: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await group.listUserConversations({ userId, minMemberCount: fanoutMax + 1, pageSize: 1000, pageToken });
+      ids.push(...page.memberships.map((m) => m.conversation?.conversationId ?? "").filter((id) => id !== ""));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    return ids;
+  }
+
   return {
+    membershipChanged(conversationId, seq) {
+      memberships.changed(conversationId, seq);
+    },
     async append(req) {
       // Under overload, refuse at once rather than queue without bound: the client retries with
       // the same client_msg_id, and the others' messages keep flowing.
@@ -134,7 +123,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       }
     },
     async getHistory(req) {
-      const a = await access(req.conversationId, req.userId);
+      const a = await memberships.access(req.conversationId, req.userId);
       if (a.kind === "none") throw permissionDenied(`${req.userId} is not a member of ${req.conversationId}`);
       const lastSeq = await store.lastSeq(req.conversationId);
       const range = pageRange(
@@ -158,7 +147,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       return { states: states.filter((s) => s !== undefined) };
     },
     async updateReceipt(req) {
-      const a = await access(req.conversationId, req.userId);
+      const a = await memberships.access(req.conversationId, req.userId);
       if (a.kind === "none") throw permissionDenied(`${req.userId} is not a member of ${req.conversationId}`);
       const lastSeq = Math.min(await store.lastSeq(req.conversationId), a.window.toSeq);
       const { watermarks, changed } = await store.raiseWatermarks(req.conversationId, req.userId, requested(req.kind, Number(req.seq), lastSeq));
@@ -167,15 +156,16 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       return { watermarks: out, changed };
     },
     async getReceipts(req) {
-      const a = await access(req.conversationId, req.userId);
+      const a = await memberships.access(req.conversationId, req.userId);
       if (a.kind === "none") throw permissionDenied(`${req.userId} is not a member of ${req.conversationId}`);
       const all = await store.watermarks(req.conversationId);
       const members = [...all.entries()].map(([userId, w]) => view(userId, w));
       if (req.seq === 0n) return { members };
       const [message] = await store.range(req.conversationId, Number(req.seq), Number(req.seq));
       if (message === undefined) return { members };
-      const recipients = await memberIds(req.conversationId);
-      const others = recipients.filter((u) => u !== message.senderId);
+      // The members who could have received it: joined at or before it, not its sender.
+      const seqOf = Number(req.seq);
+      const others = (await memberships.members(req.conversationId)).filter((m) => m.userId !== message.senderId && Number(m.joinedSeq) <= seqOf).map((m) => m.userId);
       const seq = Number(req.seq);
       const w = (u: string) => all.get(u) ?? NO_WATERMARKS;
       return {
@@ -190,17 +180,20 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Ser
       // cursor are read, so the messages read are exactly what the device missed.
       const limit = req.limitPerConversation || DEFAULT_SYNC_PAGE;
       const cursors = new Map(req.cursors.map((c) => [c.conversationId, Number(c.seq)]));
-      const changed = [...(await store.inbox(req.userId))].filter(([id, last]) => last > (cursors.get(id) ?? 0));
+      const lastSeqs = await store.inbox(req.userId);
+      // Large groups: their inbox entries lag; their last seq is read directly (one read per large group).
+      for (const id of await largeGroupsOf(req.userId)) lastSeqs.set(id, Math.max(lastSeqs.get(id) ?? 0, await store.lastSeq(id)));
+      const changed = [...lastSeqs].filter(([id, last]) => last > (cursors.get(id) ?? 0));
       const page = changed.slice(0, MAX_SYNC_CONVERSATIONS);
       const updates = await Promise.all(
         page.map(async ([conversationId, lastSeq]) => {
-          const a = await access(conversationId, req.userId);
+          const a = await memberships.access(conversationId, req.userId);
           if (a.kind === "none") return undefined;
           const range = pageRange({ anchorSeq: cursors.get(conversationId) ?? 0, after: true, limit }, lastSeq, a.window);
           const [messages, all] = await Promise.all([range === undefined ? [] : store.range(conversationId, range.lo, range.hi), store.watermarks(conversationId)]);
           const w = all.get(req.userId) ?? NO_WATERMARKS;
           return {
-            conversation: { conversationId, lastSeq: BigInt(lastSeq), unreadCount: BigInt(unreadCount(lastSeq, w)), readSeq: BigInt(w.readSeq) },
+            conversation: { conversationId, lastSeq: BigInt(lastSeq), unreadCount: BigInt(unreadCount(Math.min(lastSeq, a.window.toSeq), w, a.window.fromSeq - 1)), readSeq: BigInt(w.readSeq) },
             messages,
             hasMore: range?.hasMore ?? false,
             receipts: [...all].map(([userId, x]) => view(userId, x)),

@@ -2,12 +2,13 @@
 import { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import { migrateCql } from "../../../packages/runtime/src/cassandra.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
-import { address, commonSettings, driver, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
+import { address, commonSettings, driver, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { busSettings, cassandraSettings, openConfiguredBus, openConfiguredCassandra, openConfiguredSql } from "../../../packages/runtime/src/drivers.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
 import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
-import { createMessageStoreHandler } from "./handler.js";
+import { consumeMembershipChanges } from "./events/consume.js";
+import { createMessageStoreHandler, DEFAULT_INBOX_FANOUT_MAX_MEMBERS } from "./handler.js";
 import { routes, services } from "./routes.js";
 import { createCassandraMessageStore } from "./store/cassandra.js";
 import { createEmbeddedMessageStore } from "./store/embedded.js";
@@ -23,6 +24,7 @@ const Config = z.object({
   PORT: port(DEFAULT_PORT),
   STORE_DRIVER: driver(["embedded", "cassandra"], "embedded"),
   GROUP_SERVICE_ADDR: address(),
+  INBOX_FANOUT_MAX_MEMBERS: int(DEFAULT_INBOX_FANOUT_MAX_MEMBERS, 2),
 });
 
 export const main: ServiceMain = async (env: Env) => {
@@ -45,7 +47,8 @@ export const main: ServiceMain = async (env: Env) => {
   }
   await store.health();
   const bus = await openConfiguredBus(config, "message-store", logger);
-  const handler = createMessageStoreHandler({ store, bus, group: peerClient(GroupService, config.GROUP_SERVICE_ADDR) });
+  const handler = createMessageStoreHandler({ store, bus, group: peerClient(GroupService, config.GROUP_SERVICE_ADDR), inboxFanoutMaxMembers: config.INBOX_FANOUT_MAX_MEMBERS });
+  const membershipChanges = await consumeMembershipChanges(bus, handler);
   return serve({
     name: "message-store",
     config,
@@ -53,6 +56,6 @@ export const main: ServiceMain = async (env: Env) => {
     routes: routes(handler),
     logger,
     readMaxBytes: 1024 * 1024,
-    closers: [() => store.close(), () => bus.close()],
+    closers: [() => store.close(), () => bus.close(), () => membershipChanges.stop()],
   });
 };

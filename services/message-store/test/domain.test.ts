@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ReceiptKind } from "../../../gen/chat/api/v1/enums_pb.js";
 import { raise, requested, unreadCount } from "../src/domain/receipts.js";
-import { bucketOf, KeyedSerialQueue, pageRange } from "../src/domain/sequencing.js";
+import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
+import { bucketOf, pageRange } from "../src/domain/sequencing.js";
 
 describe("history pages", () => {
   const open = { fromSeq: 1, toSeq: Number.POSITIVE_INFINITY };

@@ -9,7 +9,7 @@ import { after, describe, it } from "node:test";
 import { migrateCql, openCassandra, type CassandraSession } from "../../../packages/runtime/src/cassandra.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { openPglite } from "../../../packages/runtime/src/sql/pglite.js";
-import { KeyedSerialQueue } from "../src/domain/sequencing.js";
+import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
 import { createCassandraMessageStore } from "../src/store/cassandra.js";
 import { createEmbeddedMessageStore } from "../src/store/embedded.js";
 import { cqlMigrations, sqlMigrations } from "../src/store/migrations.js";

@@ -1,5 +1,5 @@
 // The send path's step 3: a stored event becomes deliveries. Members come from the group service
-// (cached briefly, dropped on membership events), their live sessions from the connection
+// (cached, and kept current by the membership changes in the stream), their live sessions from the connection
 // service, and each edge that holds sessions gets one EdgeService.Deliver per event. Members with
 // no live session get one PushRequested each.
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -15,6 +15,7 @@ import { peerClient } from "../../../packages/runtime/src/clients.js";
 import type { Logger } from "../../../packages/runtime/src/log.js";
 import { injectTraceHeaders } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
+import { loadMembers } from "../../../packages/runtime/src/members.js";
 import { fanout, TtlCache } from "./domain/fanout.js";
 
 export interface RouterOptions {
@@ -33,6 +34,23 @@ export interface RouteItem {
   sender?: { userId: string; deviceId: string };
   /** For messages: members with no live session get a push about it. */
   pushFor?: Message;
+  /** For system messages: the membership change they record (applied to the members from here on). */
+  change?: MembershipDelta;
+}
+
+/** What a system message at `seq` does to the member list. */
+export interface MembershipDelta {
+  seq: number;
+  joined: string[];
+  left: string[];
+  /** Users the change names, who get its message even when they are leaving. */
+  named: string[];
+}
+
+interface MemberList {
+  ids: Set<string>;
+  /** The membership change the list reflects. */
+  seq: number;
 }
 
 export interface RouterStats {
@@ -43,17 +61,15 @@ export interface RouterStats {
 
 export class Router {
   readonly stats: RouterStats = { eventsConsumed: 0, deliveries: 0, pushRequests: 0 };
-  private readonly members: TtlCache<string[]>;
+  private readonly members: TtlCache<MemberList>;
+  /** The highest membership change seen in the stream per conversation: a list loaded later must reflect it. */
+  private readonly knownChange = new Map<string, number>();
   private readonly edges = new TtlCache<Map<string, string>>(2_000);
 
   constructor(private readonly opts: RouterOptions) {
     this.members = new TtlCache(opts.memberCacheMs);
   }
 
-  /** Forgets a conversation's cached members (a membership changed). */
-  invalidate(conversationId: string): void {
-    this.members.delete(conversationId);
-  }
 
   /**
    * Routes a batch of events (one Kafka batch) with one session lookup for all their members and
@@ -63,15 +79,14 @@ export class Router {
   async route(items: RouteItem[]): Promise<void> {
     if (items.length === 0) return;
     this.stats.eventsConsumed += items.length;
-    const conversations = [...new Set(items.map((i) => i.conversationId))];
-    const memberLists = new Map(await Promise.all(conversations.map(async (c) => [c, await this.members.get(c, () => this.loadMembers(c))] as const)));
-    const users = [...new Set([...memberLists.values()].flat())];
+    const audiences = await this.audiences(items);
+    const users = [...new Set(audiences.flat())];
     const listed = await this.opts.connection.listSessions({ userIds: users });
     const sessions = new Map<string, Session[]>(listed.users.map((u) => [u.userId, u.sessions]));
     const perEdge = new Map<string, { sessionIds: string[]; event: Event }[]>();
     const pushes: { userId: string; message: Message }[] = [];
-    for (const item of items) {
-      const plan = fanout(memberLists.get(item.conversationId) ?? [], sessions, item.sender);
+    for (const [i, item] of items.entries()) {
+      const plan = fanout(audiences[i] ?? [], sessions, item.sender);
       for (const [edgeId, sessionIds] of plan.byEdge) {
         const list = perEdge.get(edgeId);
         if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event }]);
@@ -105,24 +120,44 @@ export class Router {
     }
   }
 
-  private async loadMembers(conversationId: string): Promise<string[]> {
-    const ids: string[] = [];
-    let pageToken = "";
-    do {
-      let page;
-      try {
-        page = await this.opts.group.listMembers({ conversationId, pageSize: 1024, pageToken });
-      } catch (err) {
-        // A conversation the group service does not know (deleted) has nobody to deliver to; any
-        // other failure is transient and the batch is retried.
-        if (ConnectError.from(err).code !== Code.NotFound) throw err;
-        this.opts.logger.warn({ conversationId }, "event for an unknown conversation: nothing to deliver");
-        return [];
+  /**
+   * Who gets each item, in order: each conversation's members as of that item. A system message
+   * goes to the members and the users it names, then its change applies to the list, so nothing
+   * after a removal reaches the removed member and everything after a join reaches the new one.
+   */
+  private async audiences(items: RouteItem[]): Promise<string[][]> {
+    const lists = new Map<string, MemberList>();
+    for (const c of new Set(items.map((i) => i.conversationId))) lists.set(c, await this.members.get(c, () => this.loadMembers(c)));
+    const out = items.map((item) => {
+      const list = lists.get(item.conversationId) ?? { ids: new Set<string>(), seq: 0 };
+      const change = item.change;
+      if (change === undefined) return [...list.ids];
+      const audience = [...new Set([...list.ids, ...change.named])];
+      if (change.seq > list.seq) {
+        const ids = new Set(list.ids);
+        for (const u of change.joined) ids.add(u);
+        for (const u of change.left) ids.delete(u);
+        lists.set(item.conversationId, { ids, seq: change.seq });
       }
-      ids.push(...page.members.map((m) => m.userId));
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
-    return ids;
+      if (change.seq > (this.knownChange.get(item.conversationId) ?? 0)) this.knownChange.set(item.conversationId, change.seq);
+      return audience;
+    });
+    for (const [c, list] of lists) this.members.set(c, list);
+    if (this.knownChange.size > 100_000) this.knownChange.clear();
+    return out;
+  }
+
+  private async loadMembers(conversationId: string): Promise<MemberList> {
+    try {
+      const r = await loadMembers(this.opts.group, conversationId, this.knownChange.get(conversationId) ?? 0);
+      return { ids: new Set(r.members.map((m) => m.userId)), seq: Number(r.membershipSeq) };
+    } catch (err) {
+      // A conversation the group service does not know (deleted) has nobody to deliver to; any
+      // other failure is transient and the batch is retried.
+      if (ConnectError.from(err).code !== Code.NotFound) throw err;
+      this.opts.logger.warn({ conversationId }, "event for an unknown conversation: nothing to deliver");
+      return { ids: new Set(), seq: 0 };
+    }
   }
 
   private async edgeAddress(edgeId: string): Promise<string | undefined> {

@@ -16,3 +16,6 @@ export const encodePageToken = (last: string): string => Buffer.from(last, "utf8
 export const decodePageToken = (token: string): string => (token === "" ? "" : Buffer.from(token, "base64url").toString("utf8"));
 
 export const pageSize = (requested: number, fallback: number, max: number): number => Math.min(requested || fallback, max);
+
+/** A new group change id: "chg_" and 22 url-safe random characters; also the system message's idempotency key. */
+export const newChangeId = (): string => `chg_${randomBytes(17).toString("base64url").slice(0, 22)}`;

@@ -22,5 +22,8 @@ export function raise(current: Watermarks, to: Watermarks): Watermarks {
 
 export const sameWatermarks = (a: Watermarks, b: Watermarks): boolean => a.deliveredSeq === b.deliveredSeq && a.readSeq === b.readSeq;
 
-/** Messages after the read watermark (the user's own sends raise it, so they never count). */
-export const unreadCount = (lastSeq: number, w: Watermarks): number => Math.max(0, lastSeq - w.readSeq);
+/**
+ * Messages after the read watermark (the user's own sends raise it, so they never count), and
+ * after `visibleFromSeq`: a member who joined late has nothing unread from before their join.
+ */
+export const unreadCount = (lastSeq: number, w: Watermarks, visibleFromSeq = 0): number => Math.max(0, lastSeq - Math.max(w.readSeq, visibleFromSeq));

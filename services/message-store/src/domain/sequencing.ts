@@ -1,30 +1,11 @@
 // Sequencing rules: seqs are 1, 2, 3, ... per conversation, gap-free in acceptance order.
-// Appends to one conversation run one after another (KeyedSerialQueue), so a seq is only taken
+// Appends to one conversation run one after another (runtime's KeyedSerialQueue), so a seq is only taken
 // when its write succeeded; stores guard the write itself against a second writer (LWT / unique key).
 
 /** Messages per Cassandra partition: (conversation_id, bucket) stays bounded in size. */
 export const BUCKET_SIZE = 1000;
 
 export const bucketOf = (seq: number, size = BUCKET_SIZE): number => Math.floor((seq - 1) / size);
-
-/** Runs tasks with the same key one at a time, in arrival order; different keys run concurrently. */
-export class KeyedSerialQueue {
-  private readonly tails = new Map<string, Promise<unknown>>();
-
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    const result = previous.then(task, task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-}
 
 /** Clamps a history page request to what the reader may see. */
 export interface Window {

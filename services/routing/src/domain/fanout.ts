@@ -49,6 +49,10 @@ export class TtlCache<V> {
     return value;
   }
 
+  set(key: string, value: V): void {
+    this.entries.set(key, { value, until: this.entries.get(key)?.until ?? this.now() + this.ttlMs });
+  }
+
   delete(key: string): void {
     this.entries.delete(key);
   }

@@ -2,14 +2,23 @@
 // as consumer group "routing". A batch (one partition, in offset order, so each conversation's
 // events in seq order) is routed at once: one session lookup, one Deliver per edge.
 import { create, fromBinary } from "@bufbuild/protobuf";
+import { SystemEventKind } from "../../../../gen/chat/api/v1/enums_pb.js";
 import { EventSchema } from "../../../../gen/chat/api/v1/events_pb.js";
+import type { SystemEvent } from "../../../../gen/chat/api/v1/model_pb.js";
 import { MessageCreatedSchema, ReceiptUpdatedSchema } from "../../../../gen/chat/events/v1/events_pb.js";
 import type { Bus, BusRecord, Subscription } from "../../../../packages/runtime/src/bus/port.js";
 import { withConsumerSpan } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../../packages/runtime/src/topics.js";
-import type { RouteItem, Router } from "../router.js";
+import type { MembershipDelta, RouteItem, Router } from "../router.js";
 
 export const CONSUMER_GROUP = "routing";
+
+/** What a system message does to the member list. */
+function deltaOf(seq: number, event: SystemEvent): MembershipDelta {
+  const joined = event.kind === SystemEventKind.CREATED || event.kind === SystemEventKind.MEMBERS_ADDED ? event.userIds : [];
+  const left = event.kind === SystemEventKind.MEMBER_REMOVED || event.kind === SystemEventKind.MEMBER_LEFT ? event.userIds : [];
+  return { seq, joined, left, named: event.userIds };
+}
 
 /** The routing work of one record, or undefined for a record to skip. */
 function itemOf(record: BusRecord): RouteItem | undefined {
@@ -17,11 +26,14 @@ function itemOf(record: BusRecord): RouteItem | undefined {
     case topics.messageCreated.name: {
       const { message } = fromBinary(MessageCreatedSchema, record.value);
       if (message === undefined) return undefined;
+      const change = message.content.case === "system" ? deltaOf(Number(message.seq), message.content.value) : undefined;
       return {
+        ...(change === undefined ? {} : { change }),
         conversationId: message.conversationId,
         event: create(EventSchema, { kind: { case: "message", value: { message } } }),
         ...(message.senderId === "" ? {} : { sender: { userId: message.senderId, deviceId: message.senderDeviceId } }),
-        pushFor: message,
+        // System messages (membership, title) are seen on the next sync, not pushed.
+        ...(message.content.case === "text" ? { pushFor: message } : {}),
       };
     }
     case topics.receiptUpdated.name: {

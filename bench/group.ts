@@ -1,0 +1,155 @@
+// The group scenario of `make bench` (--scenario group): one group of --members members, each
+// connected with one WebSocket device, messages sent into it at --rate per second by the members in
+// turn. Reports device deliveries per second at the edge, end-to-end latency to the last recipient
+// of each message (and of every single delivery), and CPU per delivery across the processes.
+import * as hdr from "hdr-histogram-js";
+import { DEV_JWT_SECRET } from "../cmd/services.js";
+import { mintToken } from "../cmd/token.js";
+import { ChatSocket } from "../packages/client/src/websocket.js";
+import { sampleAll, usage, type Snapshot } from "./procstat.js";
+
+export interface GroupBenchOptions {
+  url: string;
+  members: number;
+  rate: number;
+  durationS: number;
+  warmupS: number;
+  pids: Record<string, number>;
+  log: (line: string) => void;
+}
+
+export interface GroupBenchResult {
+  members: number;
+  offeredRate: number;
+  durationS: number;
+  sent: number;
+  acknowledged: number;
+  /** Device deliveries counted at the clients during the measured window. */
+  deliveries: number;
+  deliveriesPerSecond: number;
+  /** Messages whose every recipient got them. */
+  completed: number;
+  lastRecipientLatencyMs: { p50: number; p90: number; p99: number; max: number };
+  deliveryLatencyMs: { p50: number; p99: number };
+  /** CPU of the mesh and the infrastructure (the load generator excluded) per device delivery. */
+  cpuMicrosPerDelivery: number;
+  processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  chart: [number, number][];
+}
+
+const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+const ms = (us: number) => Math.round(us) / 1000;
+
+export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult> {
+  const tag = `g${Date.now().toString(36)}:`;
+  const lastRecipient = histogram();
+  const perDelivery = histogram();
+  const pending = new Map<number, { sentAt: number; left: number }>();
+  let measuredFrom = Number.POSITIVE_INFINITY;
+  let measuredUntil = Number.POSITIVE_INFINITY;
+  let deliveries = 0;
+  let completed = 0;
+  const onEvent = (text: string, at: number) => {
+    if (!text.startsWith(tag)) return;
+    const p = pending.get(Number(text.slice(tag.length)));
+    if (p === undefined) return;
+    const measured = p.sentAt >= measuredFrom && p.sentAt < measuredUntil;
+    if (at >= measuredFrom && at < measuredUntil) deliveries++;
+    if (measured) perDelivery.recordValue(Math.max(1, Math.round((at - p.sentAt) * 1000)));
+    if (--p.left > 0) return;
+    pending.delete(Number(text.slice(tag.length)));
+    completed++;
+    if (measured) lastRecipient.recordValue(Math.max(1, Math.round((at - p.sentAt) * 1000)));
+  };
+
+  const sockets: ChatSocket[] = [];
+  const userOf = (n: number) => `bench-group-${n}`;
+  const t0 = performance.now();
+  for (let i = 0; i < o.members; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, o.members - i) }, async (_, k) =>
+        ChatSocket.connect({
+          url: o.url,
+          token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i + k)),
+          deviceId: "bench",
+          localAddress: `127.0.0.${1 + ((i + k) % 8)}`,
+          onEvent: (event, at) => {
+            const m = event.kind.case === "message" ? event.kind.value.message : undefined;
+            if (m?.content.case === "text") onEvent(m.content.value, at);
+          },
+        }),
+      ),
+    );
+    sockets.push(...batch);
+  }
+  o.log(`connected ${sockets.length} members in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const owner = sockets[0];
+  if (owner === undefined) throw new Error("no members");
+  const { conversation } = await owner.call("createGroup", { title: "bench", memberIds: Array.from({ length: o.members - 1 }, (_, i) => userOf(i + 1)) });
+  const conversationId = conversation?.conversationId ?? "";
+  await new Promise((r) => setTimeout(r, 1000)); // the CREATED message reaches everyone first
+
+  let sent = 0;
+  let acknowledged = 0;
+  const start = performance.now();
+  measuredFrom = start + o.warmupS * 1000;
+  measuredUntil = measuredFrom + o.durationS * 1000;
+  let before: Snapshot = {};
+  let progress = start;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      if (before["loadgen"] === undefined && now >= measuredFrom) before = sampleAll(o.pids);
+      if (now >= measuredUntil) {
+        clearInterval(tick);
+        resolve();
+        return;
+      }
+      const due = Math.floor(((now - start) / 1000) * o.rate) - sent;
+      for (let i = 0; i < due; i++) {
+        const id = sent++;
+        const sender = sockets[id % sockets.length];
+        if (sender === undefined) continue;
+        pending.set(id, { sentAt: performance.now(), left: o.members - 1 });
+        sender.call("sendMessage", { conversationId, clientMsgId: `${tag}${id}`, text: `${tag}${id}` }).then(
+          () => void acknowledged++,
+          () => undefined,
+        );
+      }
+      if (now - progress >= 1000) {
+        progress = now;
+        const h = lastRecipient.totalCount > 0 ? ` to last recipient p50 ${ms(lastRecipient.getValueAtPercentile(50))} ms p99 ${ms(lastRecipient.getValueAtPercentile(99))} ms` : "";
+        o.log(`[group] ${((now - start) / 1000).toFixed(0)}s offered ${o.rate}/s into ${o.members} members: sent ${sent} acked ${acknowledged} deliveries ${deliveries} complete ${completed}${h}`);
+      }
+    }, 2);
+  });
+  const after = sampleAll(o.pids);
+  const drainUntil = performance.now() + 30_000;
+  while (pending.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
+  await Promise.all(sockets.map((s) => s.close()));
+
+  const used = usage(before, after, o.durationS);
+  const meshCpu = Object.entries(used)
+    .filter(([name]) => name !== "loadgen")
+    .reduce((sum, [, u]) => sum + u.cpuSeconds, 0);
+  return {
+    members: o.members,
+    offeredRate: o.rate,
+    durationS: o.durationS,
+    sent,
+    acknowledged,
+    deliveries,
+    deliveriesPerSecond: Math.round(deliveries / o.durationS),
+    completed,
+    lastRecipientLatencyMs: {
+      p50: ms(lastRecipient.getValueAtPercentile(50)),
+      p90: ms(lastRecipient.getValueAtPercentile(90)),
+      p99: ms(lastRecipient.getValueAtPercentile(99)),
+      max: ms(lastRecipient.maxValue),
+    },
+    deliveryLatencyMs: { p50: ms(perDelivery.getValueAtPercentile(50)), p99: ms(perDelivery.getValueAtPercentile(99)) },
+    cpuMicrosPerDelivery: deliveries === 0 ? 0 : Math.round((meshCpu / deliveries) * 1e6 * 10) / 10,
+    processes: Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])),
+    chart: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(lastRecipient.getValueAtPercentile(p))]),
+  };
+}
