@@ -172,7 +172,8 @@ async function main(): Promise<void> {
         env: { ...env, PG_URL: process.env["PG_URL"], REDIS_URL: process.env["REDIS_URL"], KAFKA_BROKERS: process.env["KAFKA_BROKERS"], CASSANDRA_CONTACT_POINTS: process.env["CASSANDRA_CONTACT_POINTS"], CASSANDRA_LOCAL_DC: process.env["CASSANDRA_LOCAL_DC"], CASSANDRA_KEYSPACE: "chat_bench" },
         portOffset: OFFSET,
         logDir: "var/bench/logs",
-        busNamespace: "bench.",
+        // A namespace of its own per run: nothing left over by an earlier (interrupted) run is replayed.
+        busNamespace: `bench-${Date.now().toString(36)}.`,
       });
   try {
     const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;

@@ -19,3 +19,64 @@ export class KeyedSerialQueue {
     return result;
   }
 }
+
+interface Queued<T, R> {
+  item: T;
+  resolve: (r: R) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Runs items with the same key in batches, one batch at a time, in arrival order: items that
+ * arrive while a batch of their key runs go together in the next one (up to `maxBatch`). An item
+ * for which `alone` holds runs in a batch of its own. `process` answers each item of a batch with
+ * its result or an Error (that item's failure); throwing fails the whole batch.
+ */
+export class KeyedBatchQueue<T, R> {
+  private readonly queues = new Map<string, Queued<T, R>[]>();
+
+  constructor(
+    private readonly process: (key: string, items: T[]) => Promise<(R | Error)[]>,
+    private readonly maxBatch = 100,
+    private readonly alone: (item: T) => boolean = () => false,
+  ) {}
+
+  run(key: string, item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const queue = this.queues.get(key);
+      if (queue !== undefined) {
+        queue.push({ item, resolve, reject });
+        return;
+      }
+      this.queues.set(key, [{ item, resolve, reject }]);
+      void this.drain(key);
+    });
+  }
+
+  private async drain(key: string): Promise<void> {
+    for (;;) {
+      const queue = this.queues.get(key) ?? [];
+      if (queue.length === 0) {
+        this.queues.delete(key);
+        return;
+      }
+      let n = 1;
+      if (!this.alone(queue[0]?.item)) while (n < queue.length && n < this.maxBatch && !this.alone(queue[n]?.item)) n++;
+      const batch = queue.splice(0, n);
+      try {
+        const results = await this.process(
+          key,
+          batch.map((q) => q.item),
+        );
+        batch.forEach((q, i) => {
+          const r = results[i];
+          if (r instanceof Error) q.reject(r);
+          else if (r === undefined) q.reject(new Error("batch answered fewer items than it was given"));
+          else q.resolve(r);
+        });
+      } catch (err) {
+        for (const q of batch) q.reject(err);
+      }
+    }
+  }
+}

@@ -1,6 +1,7 @@
 // EdgeService, the edge's internal face: routing hands it events for the sessions it holds.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { EdgeService } from "../../../gen/chat/edge/v1/edge_pb.js";
+import { invalidArgument } from "../../../packages/runtime/src/errors.js";
 import type { ConnectionTable } from "./domain/connections.js";
 
 const DEFAULT_DRAIN_MS = 10_000;
@@ -14,7 +15,10 @@ export function createEdgeHandler(table: ConnectionTable): ServiceImpl<typeof Ed
         const event = delivery.event;
         if (event === undefined) continue; // protovalidate requires it; kept for the type checker
         const sender = event.kind.case === "message" ? event.kind.value.message?.senderId : undefined;
-        for (const sessionId of delivery.sessionIds) {
+        const sessionIds = delivery.sessionSet === undefined ? delivery.sessionIds : req.sessionSets[delivery.sessionSet]?.sessionIds;
+        if (sessionIds === undefined) throw invalidArgument(`deliveries: session_set ${delivery.sessionSet} is not in session_sets`);
+        // The same event object for every session: connections encode it once per encoding.
+        for (const sessionId of sessionIds) {
           const conn = table.get(sessionId);
           if (conn !== undefined && delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender) continue;
           if (conn === undefined || !conn.send(event)) gone.push(sessionId);

@@ -10,8 +10,8 @@ import type { Bus } from "../../../packages/runtime/src/bus/port.js";
 import { permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
 import { MembershipCache } from "./memberships.js";
 import { pageRange } from "./domain/sequencing.js";
-import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
-import { publishMessageCreated, publishReceiptUpdated } from "./events/produce.js";
+import { KeyedBatchQueue } from "../../../packages/runtime/src/serial.js";
+import { publishMessagesCreated, publishReceiptUpdated } from "./events/produce.js";
 import { NO_WATERMARKS, requested, unreadCount, type Watermarks } from "./domain/receipts.js";
 import type { AppendResult, MessageStore } from "./store/port.js";
 
@@ -51,48 +51,65 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   const { store, bus, group } = opts;
   const now = opts.now ?? (() => new Date());
   const newId = opts.newId ?? (() => crypto.randomUUID());
-  const appends = new KeyedSerialQueue();
+  const appends = new KeyedBatchQueue<AppendRequest, AppendResult>(appendBatch, 100, (req) => req.content.case !== "text");
   const maxInflight = opts.maxInflightAppends ?? 1024;
   const fanoutMax = opts.inboxFanoutMaxMembers ?? DEFAULT_INBOX_FANOUT_MAX_MEMBERS;
   let inflight = 0;
 
   const memberships = new MembershipCache(group, MEMBER_CACHE_MS);
 
-  async function appendOne(req: AppendRequest): Promise<AppendResult> {
-    if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId }); // NotFound for an unknown conversation
-    return appends.run(req.conversationId, async () => {
-      // Checked in the queue: a removal appended just before is already known here.
-      if (req.content.case === "text") {
-        const a = await memberships.access(req.conversationId, req.senderId);
-        if (a.kind !== "member") throw permissionDenied(`${req.senderId} is not a member of ${req.conversationId}`);
-      }
-      const result = await store.append({
-        conversationId: req.conversationId,
+  /**
+   * One batch of a conversation's appends (the ones that arrived while the previous batch was
+   * stored): access checked (a membership change appended just before is already known here), seqs
+   * claimed together, MessageCreated published in seq order, inboxes and the senders' read
+   * watermarks moved once per batch. A system message is a batch of its own.
+   */
+  async function appendBatch(conversationId: string, reqs: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+    const checked = await Promise.all(
+      reqs.map(async (req) => {
+        if (req.content.case !== "text") return undefined;
+        const a = await memberships.access(conversationId, req.senderId);
+        return a.kind === "member" ? undefined : permissionDenied(`${req.senderId} is not a member of ${conversationId}`);
+      }),
+    );
+    const accepted = reqs.filter((_, i) => checked[i] === undefined);
+    const stored = await store.appendBatch(
+      accepted.map((req) => ({
+        conversationId,
         messageId: newId(),
         clientMsgId: req.clientMsgId,
         senderId: req.senderId,
         senderDeviceId: req.senderDeviceId,
         serverTime: now(),
         content: req.content,
-      });
-      // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
-      // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
-      await publishMessageCreated(bus, result.message);
-      const seq = Number(result.message.seq);
-      if (result.created) {
-        // Every member's inbox learns the conversation moved (Sync reads only what changed), and
-        // sending reads the conversation up to one's own message (it never counts as unread). A
-        // membership change also reaches the members it adds or removes. Large groups write the
-        // inboxes only on membership changes (so an inbox is current when a group shrinks back
-        // under the limit); Sync reads their last seq directly.
-        const ids = new Set((await memberships.members(req.conversationId)).map((m) => m.userId));
-        if (req.content.case === "system") for (const u of req.content.value.userIds) ids.add(u);
-        else if (ids.size > fanoutMax) ids.clear();
-        await store.afterAppend(req.conversationId, seq, [...ids], req.senderId);
-      }
-      if (req.content.case === "system") memberships.changed(req.conversationId, seq);
-      return result;
-    });
+      })),
+    );
+    // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
+    // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
+    await publishMessagesCreated(
+      bus,
+      stored.map((r) => r.message),
+    );
+    const created = stored.filter((r) => r.created).map((r) => r.message);
+    const last = created.at(-1);
+    if (last !== undefined) {
+      // Every member's inbox learns the conversation moved (Sync reads only what changed), and
+      // sending reads the conversation up to one's own message (it never counts as unread). A
+      // membership change also reaches the members it adds or removes. Large groups write the
+      // inboxes only on membership changes (so an inbox is current when a group shrinks back
+      // under the limit); Sync reads their last seq directly.
+      const ids = new Set((await memberships.members(conversationId)).map((m) => m.userId));
+      if (last.content.case === "system") for (const u of last.content.value.userIds) ids.add(u);
+      else if (ids.size > fanoutMax) ids.clear();
+      const lastBySender = new Map(created.filter((m) => m.senderId !== "").map((m) => [m.senderId, Number(m.seq)]));
+      await Promise.all([
+        store.afterAppend(conversationId, Number(last.seq), [...ids], ""),
+        ...[...lastBySender].map(([senderId, seq]) => store.afterAppend(conversationId, seq, [], senderId)),
+      ]);
+    }
+    for (const m of stored) if (m.message.content.case === "system") memberships.changed(conversationId, Number(m.message.seq));
+    let next = 0;
+    return checked.map((refused) => refused ?? (stored[next++]));
   }
 
   /** The user's conversations with more members than the inbox fan-out limit. */
@@ -117,7 +134,9 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
       if (inflight >= maxInflight) throw resourceExhausted("the message store is busy: retry the send shortly");
       inflight++;
       try {
-        return await appendOne(req);
+        // System messages come from the group service alone: NotFound for an unknown conversation.
+        if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
+        return await appends.run(req.conversationId, req);
       } finally {
         inflight--;
       }

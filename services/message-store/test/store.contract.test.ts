@@ -66,6 +66,19 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>, opts:
       assert.equal(await store.lastSeq(c), 2);
     });
 
+    it("a batch gets consecutive seqs in order, answers repeats with the first, and crosses partitions", async () => {
+      const store = await d.open();
+      const c = conv();
+      await store.append(text(c, "alice", "before"));
+      const batch = Array.from({ length: 12 }, (_, i) => text(c, i % 2 === 0 ? "alice" : "bob", `b${i}`));
+      const results = await store.appendBatch([...batch, text(c, "alice", "b0", "repeat"), text(c, "alice", "before")]);
+      assert.deepEqual(results.slice(0, 12).map((r) => [r.created, Number(r.message.seq)]), batch.map((_, i) => [true, i + 2]));
+      assert.deepEqual([results[12]?.created, Number(results[12]?.message.seq), results[12]?.message.content.value], [false, 2, "b0"]);
+      assert.deepEqual([results[13]?.created, Number(results[13]?.message.seq)], [false, 1]);
+      assert.equal(await store.lastSeq(c), 13);
+      assert.deepEqual((await store.range(c, 1, 13)).map((m) => m.content.value), ["before", ...batch.map((m) => m.content.value)]);
+    });
+
     it("concurrent appends through the per-conversation queue are gap-free and unique", async () => {
       const store = await d.open();
       const queue = new KeyedSerialQueue();

@@ -16,7 +16,7 @@ import type { Logger } from "../../../packages/runtime/src/log.js";
 import { injectTraceHeaders } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
 import { loadMembers } from "../../../packages/runtime/src/members.js";
-import { fanout, TtlCache } from "./domain/fanout.js";
+import { deliverRequests, fanout, TtlCache } from "./domain/fanout.js";
 
 export interface RouterOptions {
   group: Client<typeof GroupService>;
@@ -111,10 +111,15 @@ export class Router {
       this.opts.logger.warn({ edgeId }, "sessions on an edge that is not registered; they expire with it");
       return;
     }
-    const r = await peerClient(EdgeService, address).deliver({ deliveries });
-    this.stats.deliveries += r.delivered;
-    if (r.goneSessionIds.length > 0) {
-      const gone = new Set(r.goneSessionIds);
+    const edge = peerClient(EdgeService, address);
+    const gone = new Set<string>();
+    // In order, one request after another: the edge writes them in the order given.
+    for (const request of deliverRequests(deliveries)) {
+      const r = await edge.deliver(request);
+      this.stats.deliveries += r.delivered;
+      for (const id of r.goneSessionIds) gone.add(id);
+    }
+    if (gone.size > 0) {
       const stale = [...sessions.values()].flat().filter((s) => gone.has(s.sessionId));
       await this.opts.connection.unregisterSessions({ sessions: stale });
     }

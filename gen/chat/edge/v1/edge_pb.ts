@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/edge/v1/edge.proto.
  */
 export const file_chat_edge_v1_edge: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaGF0L2VkZ2UvdjEvZWRnZS5wcm90bxIMY2hhdC5lZGdlLnYxIm8KCERlbGl2ZXJ5Eh0KC3Nlc3Npb25faWRzGAEgAygJQgi6SAWSAQIIARIpCgVldmVudBgCIAEoCzISLmNoYXQuYXBpLnYxLkV2ZW50Qga6SAPIAQESGQoRZXhjbHVkZV9kZXZpY2VfaWQYAyABKAkiRwoORGVsaXZlclJlcXVlc3QSNQoKZGVsaXZlcmllcxgBIAMoCzIWLmNoYXQuZWRnZS52MS5EZWxpdmVyeUIJukgGkgEDEJBOIj4KD0RlbGl2ZXJSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKA0SGAoQZ29uZV9zZXNzaW9uX2lkcxgCIAMoCSIuCgxEcmFpblJlcXVlc3QSHgoLZGVhZGxpbmVfbXMYASABKA1CCbpIBioEGMDPJCIgCg1EcmFpblJlc3BvbnNlEg8KB2NsaWVudHMYASABKA0ylwEKC0VkZ2VTZXJ2aWNlEkYKB0RlbGl2ZXISHC5jaGF0LmVkZ2UudjEuRGVsaXZlclJlcXVlc3QaHS5jaGF0LmVkZ2UudjEuRGVsaXZlclJlc3BvbnNlEkAKBURyYWluEhouY2hhdC5lZGdlLnYxLkRyYWluUmVxdWVzdBobLmNoYXQuZWRnZS52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_chat_api_v1_events]);
+  fileDesc("ChdjaGF0L2VkZ2UvdjEvZWRnZS5wcm90bxIMY2hhdC5lZGdlLnYxIo8BCghEZWxpdmVyeRITCgtzZXNzaW9uX2lkcxgBIAMoCRIpCgVldmVudBgCIAEoCzISLmNoYXQuYXBpLnYxLkV2ZW50Qga6SAPIAQESGQoRZXhjbHVkZV9kZXZpY2VfaWQYAyABKAkSGAoLc2Vzc2lvbl9zZXQYBCABKA1IAIgBAUIOCgxfc2Vzc2lvbl9zZXQiKwoKU2Vzc2lvblNldBIdCgtzZXNzaW9uX2lkcxgBIAMoCUIIukgFkgECCAEiggEKDkRlbGl2ZXJSZXF1ZXN0EjUKCmRlbGl2ZXJpZXMYASADKAsyFi5jaGF0LmVkZ2UudjEuRGVsaXZlcnlCCbpIBpIBAxCQThI5CgxzZXNzaW9uX3NldHMYAiADKAsyGC5jaGF0LmVkZ2UudjEuU2Vzc2lvblNldEIJukgGkgEDEJBOIj4KD0RlbGl2ZXJSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKA0SGAoQZ29uZV9zZXNzaW9uX2lkcxgCIAMoCSIuCgxEcmFpblJlcXVlc3QSHgoLZGVhZGxpbmVfbXMYASABKA1CCbpIBioEGMDPJCIgCg1EcmFpblJlc3BvbnNlEg8KB2NsaWVudHMYASABKA0ylwEKC0VkZ2VTZXJ2aWNlEkYKB0RlbGl2ZXISHC5jaGF0LmVkZ2UudjEuRGVsaXZlclJlcXVlc3QaHS5jaGF0LmVkZ2UudjEuRGVsaXZlclJlc3BvbnNlEkAKBURyYWluEhouY2hhdC5lZGdlLnYxLkRyYWluUmVxdWVzdBobLmNoYXQuZWRnZS52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_chat_api_v1_events]);
 
 /**
  * One event for one or more sessions on this edge.
@@ -22,7 +22,8 @@ export const file_chat_edge_v1_edge: GenFile = /*@__PURE__*/
  */
 export type Delivery = Message<"chat.edge.v1.Delivery"> & {
   /**
-   * The target sessions (session ids as registered with the connection service).
+   * The target sessions (session ids as registered with the connection service), when
+   * session_set is unset.
    *
    * @generated from field: repeated string session_ids = 1;
    */
@@ -41,6 +42,14 @@ export type Delivery = Message<"chat.edge.v1.Delivery"> & {
    * @generated from field: string exclude_device_id = 3;
    */
   excludeDeviceId: string;
+
+  /**
+   * The target sessions as an index into DeliverRequest.session_sets: a group's messages in one
+   * request name their (often hundreds of) sessions once.
+   *
+   * @generated from field: optional uint32 session_set = 4;
+   */
+  sessionSet?: number | undefined;
 };
 
 /**
@@ -51,17 +60,45 @@ export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
   messageDesc(file_chat_edge_v1_edge, 0);
 
 /**
+ * A list of sessions several deliveries share.
+ *
+ * @generated from message chat.edge.v1.SessionSet
+ */
+export type SessionSet = Message<"chat.edge.v1.SessionSet"> & {
+  /**
+   * Session ids.
+   *
+   * @generated from field: repeated string session_ids = 1;
+   */
+  sessionIds: string[];
+};
+
+/**
+ * Describes the message chat.edge.v1.SessionSet.
+ * Use `create(SessionSetSchema)` to create a new message.
+ */
+export const SessionSetSchema: GenMessage<SessionSet> = /*@__PURE__*/
+  messageDesc(file_chat_edge_v1_edge, 1);
+
+/**
  * Request of EdgeService.Deliver.
  *
  * @generated from message chat.edge.v1.DeliverRequest
  */
 export type DeliverRequest = Message<"chat.edge.v1.DeliverRequest"> & {
   /**
-   * The deliveries.
+   * The deliveries, written in this order.
    *
    * @generated from field: repeated chat.edge.v1.Delivery deliveries = 1;
    */
   deliveries: Delivery[];
+
+  /**
+   * Session lists the deliveries refer to by index.
+   *
+   * @generated from field: repeated chat.edge.v1.SessionSet session_sets = 2;
+   */
+  sessionSets: SessionSet[];
 };
 
 /**
@@ -69,7 +106,7 @@ export type DeliverRequest = Message<"chat.edge.v1.DeliverRequest"> & {
  * Use `create(DeliverRequestSchema)` to create a new message.
  */
 export const DeliverRequestSchema: GenMessage<DeliverRequest> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 1);
+  messageDesc(file_chat_edge_v1_edge, 2);
 
 /**
  * Response of EdgeService.Deliver.
@@ -97,7 +134,7 @@ export type DeliverResponse = Message<"chat.edge.v1.DeliverResponse"> & {
  * Use `create(DeliverResponseSchema)` to create a new message.
  */
 export const DeliverResponseSchema: GenMessage<DeliverResponse> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 2);
+  messageDesc(file_chat_edge_v1_edge, 3);
 
 /**
  * Request of EdgeService.Drain.
@@ -118,7 +155,7 @@ export type DrainRequest = Message<"chat.edge.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 3);
+  messageDesc(file_chat_edge_v1_edge, 4);
 
 /**
  * Response of EdgeService.Drain.
@@ -139,7 +176,7 @@ export type DrainResponse = Message<"chat.edge.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 4);
+  messageDesc(file_chat_edge_v1_edge, 5);
 
 /**
  * EdgeService is the internal face of an edge process: routing (and presence) hand it events to

@@ -9,6 +9,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
+import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 import { ServerFrameSchema, type ServerFrame } from "../../../../gen/chat/api/v1/frames_pb.js";
 import type { Logger } from "../../../../packages/runtime/src/log.js";
 import { validateRequest } from "../../../../packages/runtime/src/validation.js";
@@ -64,26 +65,35 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
     return { userId: identity.userId, deviceId: parseDeviceId(url.searchParams.get("device_id") ?? (req.headers["chat-device-id"] as string | undefined)) };
   }
 
+  /** An event's frame in one encoding, encoded once however many connections it goes to. */
+  const encodedEvents = new WeakMap<Event, Partial<Record<Encoding, Buffer | string>>>();
+  function encodedEvent(event: Event, encoding: Encoding): Buffer | string {
+    let byEncoding = encodedEvents.get(event);
+    if (byEncoding === undefined) encodedEvents.set(event, (byEncoding = {}));
+    return (byEncoding[encoding] ??= encodeServerFrame(create(ServerFrameSchema, { response: { case: "event", value: event } }), encoding));
+  }
+
   function serve(ws: WebSocket, caller: Caller): void {
     const encoding = (ws.protocol || "chat.v1.json") as Encoding;
     const sessionId = opts.sessions.newSessionId();
     const flood = new FloodLimit(opts.frameRate, opts.frameBurst);
     alive.add(ws);
     ws.on("pong", () => alive.add(ws));
-    const send = (frame: ServerFrame): boolean => {
+    const sendEncoded = (data: Buffer | string): boolean => {
       if (ws.readyState !== ws.OPEN) return false;
       if (ws.bufferedAmount > opts.maxBufferedBytes) {
         ws.close(1013, "too slow: reconnect and resync");
         return false;
       }
-      ws.send(encodeServerFrame(frame, encoding));
+      ws.send(data);
       return true;
     };
+    const send = (frame: ServerFrame): boolean => sendEncoded(encodeServerFrame(frame, encoding));
     const opened = opts.sessions.open(caller, {
       sessionId,
       userId: caller.userId,
       deviceId: caller.deviceId,
-      send: (event) => send(create(ServerFrameSchema, { response: { case: "event", value: event } })),
+      send: (event) => sendEncoded(encodedEvent(event, encoding)),
       drain(reason, withinMs) {
         send(create(ServerFrameSchema, { response: { case: "event", value: { kind: { case: "reconnect", value: { reason, withinMs } } } } }));
         setTimeout(() => ws.close(1012, "edge draining"), withinMs).unref();

@@ -8,14 +8,13 @@ import type { Bus } from "../../../../packages/runtime/src/bus/port.js";
 import { injectTraceHeaders } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../../packages/runtime/src/topics.js";
 
-export async function publishMessageCreated(bus: Bus, message: Message): Promise<void> {
-  await bus.publish(topics.messageCreated.name, [
-    {
-      key: message.conversationId,
-      value: toBinary(MessageCreatedSchema, create(MessageCreatedSchema, { message })),
-      headers: injectTraceHeaders(),
-    },
-  ]);
+/** MessageCreated for each message, in the order given (one conversation's in seq order). */
+export async function publishMessagesCreated(bus: Bus, messages: Message[]): Promise<void> {
+  const headers = injectTraceHeaders();
+  await bus.publish(
+    topics.messageCreated.name,
+    messages.map((message) => ({ key: message.conversationId, value: toBinary(MessageCreatedSchema, create(MessageCreatedSchema, { message })), headers })),
+  );
 }
 
 export async function publishReceiptUpdated(bus: Bus, conversationId: string, watermarks: ReceiptWatermarks, deviceId: string): Promise<void> {

@@ -9,7 +9,7 @@ import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
 import { BUCKET_SIZE, bucketOf } from "../domain/sequencing.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
 import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
-import type { MessageStore, NewMessage } from "./port.js";
+import type { AppendResult, MessageStore, NewMessage } from "./port.js";
 
 const { Long } = cassandra.types;
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
@@ -86,33 +86,90 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     return rowToMessage(row);
   }
 
+  /**
+   * Claims seqs for messages of one conversation: idempotency rows first, then the messages in one
+   * conditional batch per bucket (one Paxos round for the lot). A batch that does not apply means
+   * another writer took a seq: re-seed the counter and claim the rest again.
+   */
+  async function appendBatch(ms: NewMessage[]): Promise<AppendResult[]> {
+    const results: (AppendResult | undefined)[] = await Promise.all(
+      ms.map(async (m) => {
+        const previous = await findRetry(m);
+        return previous === undefined ? undefined : { message: previous, created: false };
+      }),
+    );
+    // A repeat inside the batch is answered with the first one's result.
+    const firstOf = new Map<string, number>();
+    const repeats = new Map<number, number>();
+    const fresh: number[] = [];
+    ms.forEach((m, i) => {
+      if (results[i] !== undefined) return;
+      const key = `${m.senderId}\n${m.clientMsgId}`;
+      const first = firstOf.get(key);
+      if (first === undefined) {
+        firstOf.set(key, i);
+        fresh.push(i);
+      } else repeats.set(i, first);
+    });
+    const conversationId = ms[0]?.conversationId ?? "";
+    let pending = fresh;
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const base = lastSeqs.get(conversationId) ?? (await probeLastSeq(conversationId));
+      const claims = pending.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
+      await Promise.all(claims.map((c) => client.execute(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId], OPTS)));
+      let claimed = 0;
+      for (const group of byBucket(claims)) {
+        const queries = group.map((c) => ({
+          query: Q.insert,
+          params: [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
+        }));
+        const applied = queries.length === 1 ? (await client.execute(Q.insert, queries[0]?.params, OPTS)).wasApplied() : (await client.batch(queries, OPTS)).wasApplied();
+        if (!applied) break;
+        for (const c of group) results[c.i] = { message: withSeq(c.m, c.seq), created: true };
+        claimed += group.length;
+        const last = group.at(-1)?.seq ?? base;
+        lastSeqs.set(conversationId, last);
+        const first = group[0]?.seq ?? 1;
+        // The head is only a hint of the bucket to start re-seeding from: written when a new
+        // bucket starts (a lost update costs one more probe, nothing else).
+        if (bucket(first) !== bucket(first - 1) || first === 1) {
+          client.execute(Q.headSet, [Long.fromNumber(first), conversationId], OPTS).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
+        }
+      }
+      pending = pending.slice(claimed);
+      if (pending.length === 0) break;
+      // Another writer holds a seq: our counter was stale. Re-seed and claim the rest again.
+      lastSeqs.delete(conversationId);
+      if (attempt >= 100) throw new Error(`could not claim a seq in ${conversationId} after ${attempt} attempts`);
+    }
+    for (const [i, first] of repeats) {
+      const r = results[first];
+      if (r !== undefined) results[i] = { message: r.message, created: false };
+    }
+    return results.map((r) => {
+      if (r === undefined) throw new Error("a message of the batch got no seq");
+      return r;
+    });
+  }
+
+  /** Claims split where a bucket (a partition) ends: a conditional batch stays in one partition. */
+  function byBucket<C extends { seq: number }>(claims: C[]): C[][] {
+    const out: C[][] = [];
+    for (const c of claims) {
+      const last = out.at(-1);
+      if (last !== undefined && bucket(last[0]?.seq ?? 0) === bucket(c.seq)) last.push(c);
+      else out.push([c]);
+    }
+    return out;
+  }
+
   return {
     async append(m) {
-      const previous = await findRetry(m);
-      if (previous !== undefined) return { message: previous, created: false };
-      for (let attempt = 0; ; attempt++) {
-        const seq = (lastSeqs.get(m.conversationId) ?? (await probeLastSeq(m.conversationId))) + 1;
-        const seqLong = Long.fromNumber(seq);
-        await client.execute(Q.idemSet, [m.conversationId, m.senderId, m.clientMsgId, seqLong, m.messageId], OPTS);
-        const result = await client.execute(
-          Q.insert,
-          [m.conversationId, bucket(seq), seqLong, m.messageId, m.clientMsgId, m.senderId, m.senderDeviceId, m.serverTime, Buffer.from(encodeContent(m.content))],
-          OPTS,
-        );
-        if (result.wasApplied()) {
-          lastSeqs.set(m.conversationId, seq);
-          // The head is only a hint of the bucket to start re-seeding from: written when a new
-          // bucket starts (a lost update costs one more probe, nothing else).
-          if (bucket(seq) !== bucket(seq - 1) || seq === 1) {
-            client.execute(Q.headSet, [seqLong, m.conversationId], OPTS).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
-          }
-          return { message: withSeq(m, seq), created: true };
-        }
-        // Another writer holds this seq: our counter was stale. Re-seed and try the next one.
-        lastSeqs.delete(m.conversationId);
-        if (attempt >= 100) throw new Error(`could not claim a seq in ${m.conversationId} after ${attempt} attempts`);
-      }
+      const [result] = await appendBatch([m]);
+      if (result === undefined) throw new Error("append returned nothing");
+      return result;
     },
+    appendBatch,
     async lastSeq(conversationId) {
       const last = await probeLastSeq(conversationId);
       lastSeqs.set(conversationId, Math.max(last, lastSeqs.get(conversationId) ?? 0));

@@ -3,12 +3,17 @@
 import type { Sql } from "../../../../packages/runtime/src/sql/port.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
 import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
-import type { MessageStore } from "./port.js";
+import type { AppendResult, MessageStore } from "./port.js";
 
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
 
 export function createEmbeddedMessageStore(sql: Sql): MessageStore {
   return {
+    async appendBatch(ms) {
+      const out: AppendResult[] = [];
+      for (const m of ms) out.push(await this.append(m));
+      return out;
+    },
     async append(m) {
       return sql.transaction(async (tx) => {
         const existing = await tx.query<MessageRow>(

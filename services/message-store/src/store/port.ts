@@ -27,6 +27,12 @@ export interface MessageStore {
    * still refuses to reuse a seq if another writer got there first (it re-reads and retries).
    */
   append(message: NewMessage): Promise<AppendResult>;
+  /**
+   * Appends several messages of ONE conversation with consecutive seqs in the order given, as
+   * `append` does each (idempotent per message; a repeat of an earlier item returns its result).
+   * The Cassandra driver claims their seqs in one conditional batch per partition.
+   */
+  appendBatch(messages: NewMessage[]): Promise<AppendResult[]>;
   /** The highest seq of a conversation (0 when empty). */
   lastSeq(conversationId: string): Promise<number>;
   /** Messages with lo <= seq <= hi, ascending. */

@@ -1,6 +1,9 @@
 // Fan-out rules, pure: which sessions get an event (grouped per edge, one Deliver per edge), and
 // which members get a push instead.
+import { create } from "@bufbuild/protobuf";
+import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 import type { Session } from "../../../../gen/chat/connection/v1/connection_pb.js";
+import { DeliverRequestSchema, DeliverySchema, SessionSetSchema, type DeliverRequest } from "../../../../gen/chat/edge/v1/edge_pb.js";
 
 export interface Fanout {
   /** Session ids per edge id. */
@@ -30,6 +33,43 @@ export function fanout(members: string[], sessions: Map<string, Session[]>, send
     }
   }
   return { byEdge, offline };
+}
+
+/** At most this many session ids and deliveries in one EdgeService.Deliver request (it stays well under 4 MB). */
+export const MAX_DELIVER_ENTRIES = 20_000;
+
+/**
+ * Deliveries to one edge as Deliver requests, in order: deliveries with the same sessions (a
+ * conversation's messages) share one session set, and a request holds at most `maxEntries`
+ * session ids and deliveries.
+ */
+export function deliverRequests(deliveries: { sessionIds: string[]; event: Event }[], maxEntries = MAX_DELIVER_ENTRIES): DeliverRequest[] {
+  const out: DeliverRequest[] = [];
+  let current = create(DeliverRequestSchema);
+  let sets = new Map<string, number>();
+  let entries = 0;
+  for (const d of deliveries) {
+    const key = d.sessionIds.join("\n");
+    const known = sets.get(key);
+    const cost = 1 + (known === undefined ? d.sessionIds.length : 0);
+    if (entries > 0 && entries + cost > maxEntries) {
+      out.push(current);
+      current = create(DeliverRequestSchema);
+      sets = new Map();
+      entries = 0;
+    }
+    let index = sets.get(key);
+    if (index === undefined) {
+      index = current.sessionSets.length;
+      current.sessionSets.push(create(SessionSetSchema, { sessionIds: d.sessionIds }));
+      sets.set(key, index);
+      entries += d.sessionIds.length;
+    }
+    current.deliveries.push(create(DeliverySchema, { event: d.event, sessionSet: index }));
+    entries++;
+  }
+  if (current.deliveries.length > 0) out.push(current);
+  return out;
 }
 
 /** A small time-bounded cache (member lists, edge addresses). */
