@@ -11,6 +11,7 @@ help:
 	@echo "make test       install what tests need, start the real infrastructure, run every test, stop it"
 	@echo "make cluster    every service its own process against the real infrastructure"
 	@echo "make bench      the load generator against the cluster (ARGS=\"--clients 2000 --rate 1000\")"
+	@echo "                (ARGS=\"--scenario group --members 500 --rate 50\" for one large group)"
 	@echo "make token USER=alice   a development JWT for the public API"
 	@echo "make generate | lint | build | infra-up | infra-down"
 
