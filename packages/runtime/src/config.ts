@@ -67,3 +67,14 @@ export const commonSettings = {
   /** Where embedded drivers keep their data. */
   DATA_DIR: z.string().default("var/data"),
 };
+
+/** A connection URL without its password, for messages; the setting's name when it does not parse. */
+export function redactUrl(url: string, setting: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return `(${setting})`;
+  }
+}

@@ -1,22 +1,12 @@
 // Redis connector (ioredis): connected before it is returned, commands auto-pipelined, a command
 // fails after a few reconnection attempts instead of queueing forever.
 import { Redis } from "ioredis";
+import { redactUrl } from "./config.js";
 
 export type { Redis };
 
 /** The ioredis client, plus a health check. */
 export type RedisClient = Redis & { health(): Promise<void> };
-
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(REDIS_URL)";
-  }
-}
 
 export async function openRedis(url: string): Promise<RedisClient> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3, enableAutoPipelining: true, connectTimeout: 5_000 });
@@ -29,7 +19,7 @@ export async function openRedis(url: string): Promise<RedisClient> {
   } catch (err) {
     redis.disconnect(); // no reconnection loop left behind
     const reason = lastError ?? (err instanceof Error ? err : new Error(String(err)));
-    throw new Error(`Redis at ${redact(url)} is not reachable: ${reason.message}`, { cause: reason });
+    throw new Error(`Redis at ${redactUrl(url, "REDIS_URL")} is not reachable: ${reason.message}`, { cause: reason });
   }
   return Object.assign(redis, {
     async health() {

@@ -2,6 +2,7 @@
 // checked-out connection between BEGIN and COMMIT (ROLLBACK when its function throws).
 import pg from "pg";
 import { oid, sharedParsers, type Sql, type SqlExecutor } from "./port.js";
+import { redactUrl } from "../config.js";
 
 type Parser = (text: string) => unknown;
 const defaultParser = (id: number) => pg.types.getTypeParser(id, "text") as Parser;
@@ -30,17 +31,6 @@ function executor(q: pg.Pool | pg.PoolClient): SqlExecutor {
   };
 }
 
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(PG_URL)";
-  }
-}
-
 /** Opens a pool on url and checks that the server answers. */
 export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<Sql> {
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, types });
@@ -50,7 +40,7 @@ export async function openPostgres(url: string, opts: { max?: number } = {}): Pr
   } catch (err) {
     await pool.end().catch(() => undefined);
     const message = err instanceof Error ? err.message : String(err);
-    throw new Error(`PostgreSQL at ${redact(url)} is not reachable: ${message}`, { cause: err });
+    throw new Error(`PostgreSQL at ${redactUrl(url, "PG_URL")} is not reachable: ${message}`, { cause: err });
   }
   const direct = executor(pool);
   return {
