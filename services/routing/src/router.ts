@@ -131,8 +131,8 @@ export class Router {
    * after a removal reaches the removed member and everything after a join reaches the new one.
    */
   private async audiences(items: RouteItem[]): Promise<string[][]> {
-    const lists = new Map<string, MemberList>();
-    for (const c of new Set(items.map((i) => i.conversationId))) lists.set(c, await this.members.get(c, () => this.loadMembers(c)));
+    const conversations = [...new Set(items.map((i) => i.conversationId))];
+    const lists = new Map(await Promise.all(conversations.map(async (c) => [c, await this.members.get(c, () => this.loadMembers(c))] as const)));
     const out = items.map((item) => {
       const list = lists.get(item.conversationId) ?? { ids: new Set<string>(), seq: 0 };
       const change = item.change;
