@@ -7,6 +7,7 @@ import { createLogger } from "../packages/runtime/src/log.js";
 import { initTelemetry } from "../packages/runtime/src/telemetry/index.js";
 import { startCluster, stopCluster } from "./cluster.js";
 import type { RunningService } from "../packages/runtime/src/service.js";
+import { migrateAll } from "./migrate.js";
 import { findService, meshAddresses, portOf, PUBLIC_PORT, SERVICES, withDevSecret, type ServiceEntry } from "./services.js";
 import { mintToken } from "./token.js";
 
@@ -14,6 +15,7 @@ const USAGE = `usage: chat <command>
   chat embedded      the whole mesh in one process, embedded drivers (make run)
   chat cluster       every service its own process, production drivers (make cluster)
   chat token <user>  a development token for <user> (JWT_HS256_SECRET, or the local default)
+  chat migrate       every store's migrations with the production drivers, then exit (PG_URL, CASSANDRA_*)
   chat <service>     one service: ${SERVICES.map((s) => s.name).join(", ")}`;
 
 const logger = createLogger("chat");
@@ -55,6 +57,11 @@ async function run(argv: string[]): Promise<void> {
   if (command === "token") {
     process.stdout.write(`${await mintToken(withDevSecret(process.env), argv[1] ?? "")}\n`);
     return;
+  }
+  if (command === "migrate") {
+    const applied = await migrateAll(process.env);
+    process.stdout.write(`chat migrate done in ${Date.now() - startedMs} ms: ${Object.entries(applied).map(([s, ids]) => `${s} +${ids.length}`).join(", ")}\n`);
+    process.exit(0);
   }
   let running: RunningService[];
   if (command === "embedded") {

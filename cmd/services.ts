@@ -1,7 +1,7 @@
 // The table of services: name, entry, default port, the *_SERVICE_ADDR setting peers use to find
 // it, and its production drivers. In start order: a service starts after the peers it calls at startup.
 import type { Env } from "../packages/runtime/src/config.js";
-import type { ServiceMain } from "../packages/runtime/src/service.js";
+import type { ServiceMain, StoreMigrate } from "../packages/runtime/src/service.js";
 import * as connection from "../services/connection/src/main.js";
 import * as edge from "../services/edge/src/main.js";
 import * as group from "../services/group/src/main.js";
@@ -17,14 +17,16 @@ export interface ServiceEntry {
   addrSetting: string;
   /** Settings of the cluster mode (production drivers). */
   clusterEnv: Env;
+  /** Its store's migrations, for services with a store that has a schema (`chat migrate`). */
+  migrate?: StoreMigrate;
 }
 
 export const SERVICES = [
-  { name: "group", main: group.main, port: group.DEFAULT_PORT, addrSetting: "GROUP_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "postgres" } },
+  { name: "group", main: group.main, migrate: group.migrate, port: group.DEFAULT_PORT, addrSetting: "GROUP_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "postgres" } },
   { name: "connection", main: connection.main, port: connection.DEFAULT_PORT, addrSetting: "CONNECTION_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "redis" } },
   { name: "presence", main: presence.main, port: presence.DEFAULT_PORT, addrSetting: "PRESENCE_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "redis" } },
-  { name: "message-store", main: messageStore.main, port: messageStore.DEFAULT_PORT, addrSetting: "MESSAGE_STORE_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "cassandra" } },
-  { name: "push", main: push.main, port: push.DEFAULT_PORT, addrSetting: "PUSH_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "postgres" } },
+  { name: "message-store", main: messageStore.main, migrate: messageStore.migrate, port: messageStore.DEFAULT_PORT, addrSetting: "MESSAGE_STORE_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "cassandra" } },
+  { name: "push", main: push.main, migrate: push.migrate, port: push.DEFAULT_PORT, addrSetting: "PUSH_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "postgres" } },
   { name: "routing", main: routing.main, port: routing.DEFAULT_PORT, addrSetting: "ROUTING_SERVICE_ADDR", clusterEnv: {} },
   { name: "edge", main: edge.main, port: edge.DEFAULT_PORT, addrSetting: "EDGE_SERVICE_ADDR", clusterEnv: {} },
 ] as const satisfies readonly ServiceEntry[];

@@ -21,6 +21,12 @@ export interface RunningService {
 /** Every service's main.ts exports one of these. */
 export type ServiceMain = (env: Env) => Promise<RunningService>;
 
+/**
+ * A service with a store also exports its migrations as one of these (`chat migrate`): applies
+ * them with the configured driver, closes the connection and returns the ids it applied.
+ */
+export type StoreMigrate = (env: Env) => Promise<string[]>;
+
 /** Something to close on shutdown (drivers, consumers), closed in reverse order of registration. */
 export type Closer = () => Promise<void> | void;
 

@@ -34,6 +34,8 @@ const Config = z.object({
   /** The URL clients use to reach this edge (behind an ingress it differs from the bind address). */
   PUBLIC_URL: z.string().url().optional(),
   EDGE_ID: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
+  /** host:port peers (routing) dial to reach this edge's gRPC port; default the bound HOST:PORT. In Kubernetes: the pod IP. */
+  ADVERTISE_ADDR: address().optional(),
   CONNECTION_SERVICE_ADDR: address(),
   GROUP_SERVICE_ADDR: address(),
   MESSAGE_STORE_SERVICE_ADDR: address(),
@@ -113,7 +115,7 @@ export const main: ServiceMain = async (env: Env) => {
   const register = async () => {
     try {
       await connection.registerEdge({
-        edge: { edgeId: config.EDGE_ID, grpcAddress: internal.address, connectUrl: publicUrl, websocketUrl, connections: table.size, draining: table.draining },
+        edge: { edgeId: config.EDGE_ID, grpcAddress: config.ADVERTISE_ADDR ?? internal.address, connectUrl: publicUrl, websocketUrl, connections: table.size, draining: table.draining },
       });
     } catch (err) {
       logger.warn({ err }, "edge registration failed; retrying on the next heartbeat");

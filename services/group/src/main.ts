@@ -4,7 +4,7 @@ import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { busSettings, openConfiguredBus, openConfiguredSql, sqlSettings } from "../../../packages/runtime/src/drivers.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
-import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
+import { serve, type ServiceMain, type StoreMigrate } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { createGroupHandler, STALE_CHANGE_MS } from "./handler.js";
 import { routes, services } from "./routes.js";
@@ -21,6 +21,16 @@ const Config = z.object({
   MAX_GROUP_MEMBERS: int(1024, 2),
   MESSAGE_STORE_SERVICE_ADDR: address(),
 });
+
+/** The group store's migrations alone (`chat migrate`); main applies the same ones at startup. */
+export const migrate: StoreMigrate = async (env) => {
+  const sql = await openConfiguredSql(loadConfig(z.object({ ...commonSettings, ...sqlSettings }), env), "group");
+  try {
+    return await migrateSql(sql, "group", migrations);
+  } finally {
+    await sql.close();
+  }
+};
 
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);

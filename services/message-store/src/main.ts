@@ -4,8 +4,8 @@ import { migrateCql } from "../../../packages/runtime/src/cassandra.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, driver, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { busSettings, cassandraSettings, openConfiguredBus, openConfiguredCassandra, openConfiguredSql } from "../../../packages/runtime/src/drivers.js";
-import { createLogger } from "../../../packages/runtime/src/log.js";
-import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
+import { createLogger, type Logger } from "../../../packages/runtime/src/log.js";
+import { serve, type ServiceMain, type StoreMigrate } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { consumeMembershipChanges } from "./events/consume.js";
 import { createMessageStoreHandler, DEFAULT_INBOX_FANOUT_MAX_MEMBERS } from "./handler.js";
@@ -17,34 +17,48 @@ import type { MessageStore } from "./store/port.js";
 
 export const DEFAULT_PORT = 9102;
 
-const Config = z.object({
+/** What opening the store reads (also all `chat migrate` reads for this service). */
+const StoreConfig = z.object({
   ...commonSettings,
-  ...busSettings,
   ...cassandraSettings,
-  PORT: port(DEFAULT_PORT),
   STORE_DRIVER: driver(["embedded", "cassandra"], "embedded"),
+});
+
+const Config = z.object({
+  ...StoreConfig.shape,
+  ...busSettings,
+  PORT: port(DEFAULT_PORT),
   GROUP_SERVICE_ADDR: address(),
   INBOX_FANOUT_MAX_MEMBERS: int(DEFAULT_INBOX_FANOUT_MAX_MEMBERS, 2),
 });
 
-export const main: ServiceMain = async (env: Env) => {
-  const config = loadConfig(Config, env);
-  const logger = createLogger("message-store");
-  let store: MessageStore;
+/** The configured store with its migrations applied (the ids this call applied). */
+async function openStore(config: z.infer<typeof StoreConfig>, logger: Logger): Promise<{ store: MessageStore; applied: string[] }> {
   switch (config.STORE_DRIVER) {
     case "embedded": {
       const sql = await openConfiguredSql({ ...config, STORE_DRIVER: "embedded" }, "message-store");
-      await migrateSql(sql, "message-store", sqlMigrations);
-      store = createEmbeddedMessageStore(sql);
-      break;
+      const applied = await migrateSql(sql, "message-store", sqlMigrations);
+      return { store: createEmbeddedMessageStore(sql), applied };
     }
     case "cassandra": {
       const session = await openConfiguredCassandra(config);
-      await migrateCql(session, "message-store", cqlMigrations);
-      store = createCassandraMessageStore(session.client, { logger });
-      break;
+      const applied = await migrateCql(session, "message-store", cqlMigrations);
+      return { store: createCassandraMessageStore(session.client, { logger }), applied };
     }
   }
+}
+
+/** The message store's migrations alone (`chat migrate`); main applies the same ones at startup. */
+export const migrate: StoreMigrate = async (env) => {
+  const { store, applied } = await openStore(loadConfig(StoreConfig, env), createLogger("message-store"));
+  await store.close();
+  return applied;
+};
+
+export const main: ServiceMain = async (env: Env) => {
+  const config = loadConfig(Config, env);
+  const logger = createLogger("message-store");
+  const { store } = await openStore(config, logger);
   await store.health();
   const bus = await openConfiguredBus(config, "message-store", logger);
   const handler = createMessageStoreHandler({ store, bus, group: peerClient(GroupService, config.GROUP_SERVICE_ADDR), inboxFanoutMaxMembers: config.INBOX_FANOUT_MAX_MEMBERS });

@@ -3,7 +3,7 @@
 import { commonSettings, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { openConfiguredSql, sqlSettings } from "../../../packages/runtime/src/drivers.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
-import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
+import { serve, type ServiceMain, type StoreMigrate } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { createPushHandler } from "./handler.js";
 import { routes, services } from "./routes.js";
@@ -18,6 +18,16 @@ const Config = z.object({
   PORT: port(DEFAULT_PORT),
   MAX_TARGETS_PER_USER: int(10, 1),
 });
+
+/** The push store's migrations alone (`chat migrate`); main applies the same ones at startup. */
+export const migrate: StoreMigrate = async (env) => {
+  const sql = await openConfiguredSql(loadConfig(z.object({ ...commonSettings, ...sqlSettings }), env), "push");
+  try {
+    return await migrateSql(sql, "push", migrations);
+  } finally {
+    await sql.close();
+  }
+};
 
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);
