@@ -16,8 +16,10 @@ step "build (clean)"
 rm -rf dist
 tsc -p tsconfig.json
 
-step "tools: grpcurl"
+step "tools: grpcurl, helm, kubernetes-validate"
 bash scripts/tools.sh
+step "chart: helm lint --strict, helm template, Kubernetes schema validation (every helm/ci scenario)"
+bash scripts/chart-check.sh
 step "infrastructure: install and start PostgreSQL, Redis, Kafka, Cassandra"
 bash infra/install.sh
 trap 'step "infrastructure: stop"; bash infra/down.sh' EXIT
