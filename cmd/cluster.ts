@@ -39,11 +39,17 @@ export function serviceEnv(name: ServiceName, opts: ClusterOptions): Env {
   return { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
 }
 
-/** Spawns `chat <command>` and waits until it prints that it is up (or fails). */
-async function spawnChat(command: string, env: Env, logDir: string): Promise<ChildProcess> {
+/**
+ * Spawns `chat <args>` (`args` may be one command) and waits until it prints that it is up (or
+ * fails). Its environment is `baseEnv` (default: this process's) plus `env`; the log goes to
+ * `<logDir>/<first arg>.log`.
+ */
+export async function spawnChat(args: string | string[], env: Env, logDir: string, baseEnv: Env = process.env): Promise<ChildProcess> {
+  const argv = typeof args === "string" ? [args] : args;
+  const command = argv[0] ?? "chat";
   mkdirSync(logDir, { recursive: true });
   const log = createWriteStream(`${logDir}/${command}.log`, { flags: "a" });
-  const child = spawn(process.execPath, [CHAT, command], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CHAT, ...argv], { env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   child.stderr.pipe(log);
   let out = "";
   await new Promise<void>((resolve, reject) => {
