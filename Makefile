@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NPM_STAMP := node_modules/.install-stamp
 
-.PHONY: run test bench deps build generate check-generated lint infra-install infra-up infra-down cluster token clean help
+.PHONY: run test bench deps build generate check-generated lint chart infra-install infra-up infra-down cluster token clean help
 
 help:
 	@echo "make run        the whole mesh in one process, embedded drivers, no external servers"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench      the load generator against the cluster (ARGS=\"--clients 2000 --rate 1000\")"
 	@echo "                (ARGS=\"--scenario group --members 500 --rate 50\" for one large group)"
 	@echo "make token USER=alice   a development JWT for the public API"
+	@echo "make chart     helm lint, template and Kubernetes schema validation of helm/chat (also part of make test)"
 	@echo "make generate | lint | build | infra-up | infra-down"
 
 # npm packages, including the pinned Node binary. The system npm only bootstraps; nothing runs on it.
@@ -41,6 +42,11 @@ lint: deps
 	buf lint
 	eslint --max-warnings 0 .
 	tsc -p tsconfig.json --noEmit
+
+# The Helm chart's checks alone (no cluster, no infrastructure); see helm/README.md.
+chart:
+	bash scripts/tools.sh
+	bash scripts/chart-check.sh
 
 infra-install:
 	bash infra/install.sh
