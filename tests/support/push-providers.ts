@@ -74,6 +74,8 @@ export class WebPushEndpoint {
   readonly vapid = webpush.generateVAPIDKeys();
   readonly subject = "mailto:ops@chat.example";
   readonly received: WebPushReceived[] = [];
+  /** Every request's subscription, whatever the reply. */
+  readonly requests: string[] = [];
   readonly script = new Script();
   readonly problems: string[] = [];
   private readonly subscriptions = new Map<string, Subscription>();
@@ -86,6 +88,7 @@ export class WebPushEndpoint {
         const body = await readBody(req);
         const id = (req.url ?? "").split("/").pop() ?? "";
         const sub = this.subscriptions.get(id);
+        this.requests.push(id);
         try {
           assert.ok(sub, `no subscription ${id}`);
           assert.equal(req.headers["content-encoding"], "aes128gcm");

@@ -115,7 +115,12 @@ export class Deliverer {
       showPreviews,
       badge: state.badge,
     });
-    const outcomes = await Promise.all(usable.map((t) => this.sendToTarget(t, notification)));
+    // Before a retry, the member may have come online or read it elsewhere meanwhile: asked again.
+    const stillDue = async () => {
+      const now = await this.userState(event.userId, conversationId);
+      return suppression({ online: now.online, readSeq: now.readSeq, seq: Number(message.seq), mutedUntil: await store.mutedUntil(event.userId, conversationId), now: new Date() }) === undefined;
+    };
+    const outcomes = await Promise.all(usable.map((t) => this.sendToTarget(t, notification, stillDue)));
     const failures: string[] = [];
     let attempts = 0;
     for (const [i, o] of outcomes.entries()) {
@@ -171,7 +176,7 @@ export class Deliverer {
   }
 
   /** Claims, sends with bounded retries, settles. Never throws for a provider's answer; store errors do throw. */
-  private async sendToTarget(target: TargetRow, n: Notification): Promise<TargetResult> {
+  private async sendToTarget(target: TargetRow, n: Notification, stillDue: () => Promise<boolean>): Promise<TargetResult> {
     const { store, policy, owner, logger } = this.opts;
     const provider = this.opts.providers.get(target.platform);
     const platform = platformName(target.platform);
@@ -206,6 +211,11 @@ export class Deliverer {
       this.m.retries.add(1, { platform });
       logger.debug({ targetId: target.targetId, platform, why: outcome.why, attempt, retryInMs: decision.delayMs }, "push send failed; retrying");
       await this.sleep(decision.delayMs);
+      if (!(await stillDue())) {
+        await store.finishSend(key, owner);
+        this.m.suppressed.add(1, { reason: "before_retry" });
+        return { kind: "sent" };
+      }
     }
   }
 
