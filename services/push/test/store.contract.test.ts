@@ -53,5 +53,41 @@ for (const driver of sqlDrivers("push-contract")) {
       assert.equal(await store.showPreviews(user), false);
       await store.close();
     });
+
+    it("removes a gone target only while its registration is unchanged", async () => {
+      const store = await open();
+      const other = `${user}-gone`;
+      const t = await store.upsertTarget({ targetId: newTargetId(), userId: other, deviceId: "d", platform: PushPlatform.FCM, details: { token: "old" } }, 3);
+      assert.ok(t !== "limit");
+      const renewed = await store.upsertTarget({ targetId: newTargetId(), userId: other, deviceId: "d", platform: PushPlatform.FCM, details: { token: "new" } }, 3);
+      assert.ok(renewed !== "limit");
+      assert.equal(await store.removeGoneTarget({ targetId: t.targetId, details: { token: "old" } }), false, "re-registered since");
+      assert.equal(await store.removeGoneTarget(renewed), true);
+      assert.deepEqual(await store.listTargets(other), []);
+      await store.close();
+    });
+
+    it("claims a notification once: done stays done, a live claim is held, a dead sender's claim is taken over", async () => {
+      const store = await open();
+      const key = { messageId: `m-${user}`, targetId: "t1" };
+      assert.equal(await store.claimSend(key, "a", 60_000), "claimed");
+      assert.equal(await store.claimSend(key, "a", 60_000), "claimed", "the same owner again (a batch retried)");
+      assert.equal(await store.claimSend(key, "b", 60_000), "held");
+      const results = await Promise.all(["c", "d", "e"].map((o) => store.claimSend({ ...key, targetId: "t2" }, o, 60_000)));
+      assert.deepEqual(results.filter((r) => r === "claimed").length, 1, "one of concurrent claimers wins");
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(await store.claimSend(key, "b", 10), "claimed", "a's lease ran out: a died mid-send");
+      await store.finishSend(key, "a");
+      assert.equal(await store.claimSend(key, "c", 10), "held", "a no longer owns it: its finish changed nothing");
+      await store.finishSend(key, "b");
+      assert.equal(await store.claimSend(key, "c", 0), "done");
+      const released = { messageId: key.messageId, targetId: "t3" };
+      assert.equal(await store.claimSend(released, "a", 60_000), "claimed");
+      await store.releaseSend(released, "a");
+      assert.equal(await store.claimSend(released, "b", 60_000), "claimed", "released (dead-lettered): a replay may send");
+      assert.ok((await store.pruneSent(new Date(Date.now() + 1000))) >= 3);
+      assert.equal(await store.claimSend(key, "c", 60_000), "claimed", "past the dedup window it is forgotten");
+      await store.close();
+    });
   });
 }

@@ -23,4 +23,20 @@ export const migrations = [
         show_previews boolean NOT NULL
       );`,
   },
+  {
+    // Sent-records: a (message, target) pair is claimed before its notification is sent, so a
+    // consumer killed and restarted (or a batch seen again) never sends it twice. A claim still
+    // "sending" past its lease belongs to a process that died mid-send and may be taken over.
+    id: "002_sent",
+    sql: `
+      CREATE TABLE push_sent (
+        message_id text        NOT NULL,
+        target_id  text        NOT NULL,
+        state      text        NOT NULL CHECK (state IN ('sending', 'done')),
+        owner      text        NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (message_id, target_id)
+      );
+      CREATE INDEX push_sent_claimed_at ON push_sent (claimed_at);`,
+  },
 ];

@@ -1,6 +1,6 @@
 // The push store in SQL, over the shared Sql port: the same code on PGlite and PostgreSQL.
 import type { Sql } from "../../../../packages/runtime/src/sql/port.js";
-import type { PushStore, TargetRow } from "./port.js";
+import type { ClaimResult, PushStore, SendKey, TargetRow } from "./port.js";
 
 interface Row {
   target_id: string;
@@ -15,6 +15,22 @@ const COLUMNS = "target_id, user_id, device_id, platform, details, updated_at";
 const toTarget = (r: Row): TargetRow => ({ targetId: r.target_id, userId: r.user_id, deviceId: r.device_id, platform: r.platform, details: r.details, updatedAt: r.updated_at });
 
 export function createSqlPushStore(sql: Sql): PushStore {
+  const claim = async (key: SendKey, owner: string, leaseMs: number): Promise<ClaimResult> => {
+    const claimed = await sql.query(
+      `INSERT INTO push_sent (message_id, target_id, state, owner) VALUES ($1, $2, 'sending', $3)
+       ON CONFLICT (message_id, target_id) DO UPDATE SET owner = excluded.owner, claimed_at = now()
+         WHERE push_sent.state = 'sending'
+           AND (push_sent.owner = excluded.owner OR push_sent.claimed_at < now() - $4::double precision * interval '1 millisecond')
+       RETURNING state`,
+      [key.messageId, key.targetId, owner, leaseMs],
+    );
+    if (claimed.rowCount > 0) return "claimed";
+    const r = await sql.query<{ state: string }>("SELECT state FROM push_sent WHERE message_id = $1 AND target_id = $2", [key.messageId, key.targetId]);
+    // Released between the two statements: claim again.
+    if (r.rows[0] === undefined) return claim(key, owner, leaseMs);
+    return r.rows[0].state === "done" ? "done" : "held";
+  };
+
   return {
     async upsertTarget(t, maxPerUser) {
       return sql.transaction(async (tx) => {
@@ -61,6 +77,19 @@ export function createSqlPushStore(sql: Sql): PushStore {
     },
     async showPreviews(userId) {
       return (await sql.query<{ show_previews: boolean }>("SELECT show_previews FROM push_settings WHERE user_id = $1", [userId])).rows[0]?.show_previews ?? true;
+    },
+    async removeGoneTarget(t) {
+      return (await sql.query("DELETE FROM push_targets WHERE target_id = $1 AND details = $2::jsonb", [t.targetId, JSON.stringify(t.details)])).rowCount > 0;
+    },
+    claimSend: claim,
+    async finishSend(key, owner) {
+      await sql.query("UPDATE push_sent SET state = 'done' WHERE message_id = $1 AND target_id = $2 AND owner = $3", [key.messageId, key.targetId, owner]);
+    },
+    async releaseSend(key, owner) {
+      await sql.query("DELETE FROM push_sent WHERE message_id = $1 AND target_id = $2 AND owner = $3 AND state = 'sending'", [key.messageId, key.targetId, owner]);
+    },
+    async pruneSent(before) {
+      return (await sql.query("DELETE FROM push_sent WHERE claimed_at < $1", [before])).rowCount;
     },
     health: () => sql.health(),
     close: () => sql.close(),
