@@ -78,9 +78,25 @@ export class WebPushEndpoint {
   readonly requests: string[] = [];
   readonly script = new Script();
   readonly problems: string[] = [];
+  /**
+   * Requests that arrived while answers were held (see hold): the sender never heard back, so they
+   * do not count as received.
+   */
+  readonly unanswered: WebPushReceived[] = [];
+  private gate: { held: Promise<void>; which: (r: WebPushReceived) => boolean } | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private server: Server | undefined;
   url = "";
+
+  /** Holds the answers to the requests `which` picks (all by default) until release is called. */
+  hold(which: (r: WebPushReceived) => boolean = () => true): () => void {
+    let release = () => {};
+    this.gate = { held: new Promise((r) => (release = r)), which };
+    return () => {
+      this.gate = undefined;
+      release();
+    };
+  }
 
   async start(): Promise<this> {
     const server = createServer((req, res) => {
@@ -98,8 +114,16 @@ export class WebPushEndpoint {
           assert.equal(auth[2], this.vapid.publicKey, "k= is the VAPID public key");
           const { payload: vapid } = await jwtVerify(auth[1] ?? "", await vapidKey(this.vapid.publicKey), { audience: this.url, algorithms: ["ES256"] });
           const payload = JSON.parse(sub.decrypt(body)) as WebPushReceived["payload"];
+          const gate = this.gate;
+          const request = { subscription: id, headers: req.headers, payload, vapid: vapid as WebPushReceived["vapid"] };
+          if (gate?.which(request) === true) {
+            this.unanswered.push(request);
+            await gate.held;
+            res.destroy();
+            return;
+          }
           const reply = this.script.next(id, { status: 201 });
-          if (reply.status < 300) this.received.push({ subscription: id, headers: req.headers, payload, vapid: vapid as WebPushReceived["vapid"] });
+          if (reply.status < 300) this.received.push(request);
           res.writeHead(reply.status, reply.headers).end(reply.body ?? "");
         } catch (err) {
           this.problems.push((err as Error).message);

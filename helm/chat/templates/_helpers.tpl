@@ -12,7 +12,7 @@ message-store: {port: 9102, addr: MESSAGE_STORE_SERVICE_ADDR, store: cassandra, 
 routing: {port: 9103, addr: ROUTING_SERVICE_ADDR, store: "", bus: true, peers: [group, connection], dials: [edge]}
 presence: {port: 9104, addr: PRESENCE_SERVICE_ADDR, store: redis, bus: false, peers: [], dials: []}
 group: {port: 9105, addr: GROUP_SERVICE_ADDR, store: postgres, bus: true, peers: [message-store], dials: []}
-push: {port: 9106, addr: PUSH_SERVICE_ADDR, store: postgres, bus: false, peers: [], dials: []}
+push: {port: 9106, addr: PUSH_SERVICE_ADDR, store: postgres, bus: true, peers: [connection, group, message-store], dials: []}
 {{- end -}}
 
 {{- define "chat.publicPort" -}}8080{{- end -}}
