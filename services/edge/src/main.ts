@@ -18,6 +18,7 @@ import { createOperations } from "./api/operations.js";
 import { createWebSocketGateway } from "./api/websocket.js";
 import { createVerifier } from "./auth/verify.js";
 import { ConnectionTable } from "./domain/connections.js";
+import { meter } from "../../../packages/runtime/src/telemetry/index.js";
 import { createEdgeHandler } from "./handler.js";
 import { publicRoutes, publicServices, routes, services } from "./routes.js";
 import { SessionManager } from "./sessions.js";
@@ -64,6 +65,10 @@ export const main: ServiceMain = async (env: Env) => {
   const logger = createLogger("edge");
   const verify = createVerifier(config);
   const table = new ConnectionTable();
+  // chat_edge_connections (Prometheus): the live client connections, what the chart's HPA can scale on.
+  meter("chat.edge")
+    .createObservableGauge("chat.edge.connections", { description: "Live client connections (WebSocket and streams) on this edge" })
+    .addCallback((r) => r.observe(table.size));
   const connection = peerClient(ConnectionService, config.CONNECTION_SERVICE_ADDR);
   const presence = peerClient(PresenceService, config.PRESENCE_SERVICE_ADDR);
   const ops = createOperations({

@@ -4,6 +4,7 @@
 // no live session get one PushRequested each.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { context, type Context } from "@opentelemetry/api";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../../gen/chat/api/v1/model_pb.js";
 import type { ConnectionService, Session } from "../../../gen/chat/connection/v1/connection_pb.js";
@@ -13,7 +14,8 @@ import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
 import type { Logger } from "../../../packages/runtime/src/log.js";
-import { injectTraceHeaders } from "../../../packages/runtime/src/telemetry/propagation.js";
+import { meter } from "../../../packages/runtime/src/telemetry/index.js";
+import { injectTraceHeaders, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
 import { loadMembers } from "../../../packages/runtime/src/members.js";
 import { deliverRequests, fanout, TtlCache } from "./domain/fanout.js";
@@ -36,6 +38,8 @@ export interface RouteItem {
   pushFor?: Message;
   /** For system messages: the membership change they record (applied to the members from here on). */
   change?: MembershipDelta;
+  /** The trace context of the event (its consumer span): its Deliver and push request continue it. */
+  trace?: Context;
 }
 
 /** What a system message at `seq` does to the member list. */
@@ -59,12 +63,20 @@ export interface RouterStats {
   pushRequests: number;
 }
 
+type EdgeDelivery = { sessionIds: string[]; event: Event; trace: Context };
+
 export class Router {
   readonly stats: RouterStats = { eventsConsumed: 0, deliveries: 0, pushRequests: 0 };
   private readonly members: TtlCache<MemberList>;
   /** The highest membership change seen in the stream per conversation: a list loaded later must reflect it. */
   private readonly knownChange = new Map<string, number>();
   private readonly edges = new TtlCache<Map<string, string>>(2_000);
+  /** Prometheus (/metrics): routing_events_total, routing_deliveries_total, routing_push_requests_total. */
+  private readonly metrics = {
+    events: meter("chat.routing").createCounter("routing.events", { description: "Events consumed (messages and receipts)" }),
+    deliveries: meter("chat.routing").createCounter("routing.deliveries", { description: "Events written to a live session, as the edges report them" }),
+    pushRequests: meter("chat.routing").createCounter("routing.push_requests", { description: "PushRequested events published for members with no live session" }),
+  };
 
   constructor(private readonly opts: RouterOptions) {
     this.members = new TtlCache(opts.memberCacheMs);
@@ -79,33 +91,52 @@ export class Router {
   async route(items: RouteItem[]): Promise<void> {
     if (items.length === 0) return;
     this.stats.eventsConsumed += items.length;
+    this.metrics.events.add(items.length);
     const audiences = await this.audiences(items);
     const users = [...new Set(audiences.flat())];
     const listed = await this.opts.connection.listSessions({ userIds: users });
     const sessions = new Map<string, Session[]>(listed.users.map((u) => [u.userId, u.sessions]));
-    const perEdge = new Map<string, { sessionIds: string[]; event: Event }[]>();
-    const pushes: { userId: string; message: Message }[] = [];
+    const perEdge = new Map<string, EdgeDelivery[]>();
+    const pushes: { userId: string; message: Message; trace: Context }[] = [];
+    const active = context.active();
     for (const [i, item] of items.entries()) {
       const plan = fanout(audiences[i] ?? [], sessions, item.sender);
+      const trace = item.trace ?? active;
       for (const [edgeId, sessionIds] of plan.byEdge) {
         const list = perEdge.get(edgeId);
-        if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event }]);
-        else list.push({ sessionIds, event: item.event });
+        if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event, trace }]);
+        else list.push({ sessionIds, event: item.event, trace });
       }
-      if (item.pushFor !== undefined) for (const userId of plan.offline) pushes.push({ userId, message: item.pushFor });
+      if (item.pushFor !== undefined) for (const userId of plan.offline) pushes.push({ userId, message: item.pushFor, trace });
     }
     await Promise.all([...perEdge].map(([edgeId, deliveries]) => this.deliver(edgeId, deliveries, sessions)));
     if (pushes.length > 0) {
-      const headers = injectTraceHeaders();
+      // Each push request carries the trace of the message it is about.
       await this.opts.bus.publish(
         topics.pushRequested.name,
-        pushes.map((p) => ({ key: p.userId, value: toBinary(PushRequestedSchema, create(PushRequestedSchema, p)), headers })),
+        pushes.map((p) => ({
+          key: p.userId,
+          value: toBinary(PushRequestedSchema, create(PushRequestedSchema, { userId: p.userId, message: p.message })),
+          headers: injectTraceHeaders(p.trace),
+        })),
       );
       this.stats.pushRequests += pushes.length;
+      this.metrics.pushRequests.add(pushes.length);
     }
   }
 
-  private async deliver(edgeId: string, deliveries: { sessionIds: string[]; event: Event }[], sessions: Map<string, Session[]>): Promise<void> {
+  /**
+   * The deliveries to one edge, in a span that is a child of the first event's trace and links to
+   * the other events' (still one batched Deliver per edge): each message's trace reaches the edge.
+   */
+  private deliver(edgeId: string, deliveries: EdgeDelivery[], sessions: Map<string, Session[]>): Promise<void> {
+    return withSpanFor(`deliver ${deliveries.length} events to edge`, deliveries.map((d) => d.trace), () => this.deliverNow(edgeId, deliveries, sessions), {
+      "chat.edge_id": edgeId,
+      "chat.deliveries": deliveries.length,
+    });
+  }
+
+  private async deliverNow(edgeId: string, deliveries: EdgeDelivery[], sessions: Map<string, Session[]>): Promise<void> {
     const address = await this.edgeAddress(edgeId);
     if (address === undefined) {
       this.opts.logger.warn({ edgeId }, "sessions on an edge that is not registered; they expire with it");
@@ -117,6 +148,7 @@ export class Router {
     for (const request of deliverRequests(deliveries)) {
       const r = await edge.deliver(request);
       this.stats.deliveries += r.delivered;
+      this.metrics.deliveries.add(r.delivered);
       for (const id of r.goneSessionIds) gone.add(id);
     }
     if (gone.size > 0) {

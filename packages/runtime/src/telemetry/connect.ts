@@ -46,7 +46,12 @@ function finish(res: AnyResponse, done: (err?: unknown) => void): AnyResponse {
 
 function instrument(kind: SpanKind.SERVER | SpanKind.CLIENT): Interceptor {
   const side = kind === SpanKind.SERVER ? "server" : "client";
-  const duration = meter("chat.rpc").createHistogram(`rpc.${side}.duration`, { unit: "s", description: `Duration of ${side} RPCs` });
+  const duration = meter("chat.rpc").createHistogram(`rpc.${side}.duration`, {
+    unit: "s",
+    description: `Duration of ${side} RPCs`,
+    // Seconds (the SDK's default boundaries, 0 to 10000, are for milliseconds: every RPC would land in le="5").
+    advice: { explicitBucketBoundaries: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] },
+  });
   const t = tracer("chat.rpc");
   return (next) => async (req) => {
     const service = req.service.typeName;

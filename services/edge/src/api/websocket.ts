@@ -5,6 +5,7 @@
 // connection stays usable.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -12,6 +13,7 @@ import { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 import { ServerFrameSchema, type ServerFrame } from "../../../../gen/chat/api/v1/frames_pb.js";
 import type { Logger } from "../../../../packages/runtime/src/log.js";
+import { tracer } from "../../../../packages/runtime/src/telemetry/index.js";
 import { validateRequest } from "../../../../packages/runtime/src/validation.js";
 import type { Verify } from "../auth/verify.js";
 import { chooseEncoding, decodeClientFrame, encodeServerFrame, errorFrame, FloodLimit, FrameError, type Encoding } from "../domain/frames.js";
@@ -33,6 +35,26 @@ export interface WebSocketOptions {
   maxBufferedBytes: number;
   /** True while the edge drains: new clients are sent elsewhere (503). */
   draining: () => boolean;
+}
+
+/**
+ * A request frame's SERVER span (a trace of its own, like a Connect call without a traceparent):
+ * the sender's send in the trace that follows a message to its recipients.
+ */
+async function inFrameSpan<T>(method: string, fn: () => Promise<T>): Promise<T> {
+  const span = tracer("chat.edge").startSpan(
+    `${ChatService.typeName}/${method}`,
+    { kind: SpanKind.SERVER, attributes: { "rpc.system": "websocket", "rpc.service": ChatService.typeName, "rpc.method": method } },
+    ROOT_CONTEXT,
+  );
+  try {
+    return await context.with(trace.setSpan(ROOT_CONTEXT, span), fn);
+  } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(err).rawMessage });
+    throw err;
+  } finally {
+    span.end();
+  }
 }
 
 export function createWebSocketGateway(opts: WebSocketOptions) {
@@ -115,7 +137,7 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
           const method = ChatService.method[name];
           validateRequest(method.input, frame.request.value as never);
           await opened;
-          const result = await (opts.ops[name] as (c: Caller, r: unknown) => Promise<object>)(caller, frame.request.value);
+          const result = await inFrameSpan(method.name, () => (opts.ops[name] as (c: Caller, r: unknown) => Promise<object>)(caller, frame.request.value));
           send(create(ServerFrameSchema, { requestId, response: { case: name, value: create(method.output, result as never) } as never }));
         } catch (err) {
           if (err instanceof FrameError) send(errorFrame(requestId, err.code, err.message));

@@ -1,13 +1,15 @@
 // What routing consumes: MessageCreated (chat.messages.v1) and ReceiptUpdated (chat.receipts.v1),
 // as consumer group "routing". A batch (one partition, in offset order, so each conversation's
-// events in seq order) is routed at once: one session lookup, one Deliver per edge.
+// events in seq order) is routed at once: one session lookup, one Deliver per edge. Each record's
+// trace continues in its own consumer span (issue #7).
 import { create, fromBinary } from "@bufbuild/protobuf";
+import { context, SpanStatusCode } from "@opentelemetry/api";
 import { SystemEventKind } from "../../../../gen/chat/api/v1/enums_pb.js";
 import { EventSchema } from "../../../../gen/chat/api/v1/events_pb.js";
 import type { SystemEvent } from "../../../../gen/chat/api/v1/model_pb.js";
 import { MessageCreatedSchema, ReceiptUpdatedSchema } from "../../../../gen/chat/events/v1/events_pb.js";
 import type { Bus, BusRecord, Subscription } from "../../../../packages/runtime/src/bus/port.js";
-import { withConsumerSpan } from "../../../../packages/runtime/src/telemetry/propagation.js";
+import { startConsumerSpan } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../../packages/runtime/src/topics.js";
 import type { MembershipDelta, RouteItem, Router } from "../router.js";
 
@@ -54,10 +56,25 @@ export function consume(bus: Bus, router: Router): Promise<Subscription> {
     groupId: CONSUMER_GROUP,
     topics: [topics.messageCreated.name, topics.receiptUpdated.name],
     handle: async (records) => {
-      const items = records.map(itemOf).filter((i) => i !== undefined);
-      // The batch continues the first record's trace (each message's own trace: issue #7).
-      const first = records[0];
-      await withConsumerSpan(`route ${records.length} events`, first?.headers ?? {}, () => router.route(items));
+      // Each record continues its own trace: a CONSUMER span per record (child of the context in
+      // its headers), its deliveries and push request made in that span's context.
+      const spans = records.map((r) => startConsumerSpan(`route ${r.topic}`, r.headers, { "messaging.destination.name": r.topic }));
+      try {
+        const items: RouteItem[] = [];
+        for (const [i, record] of records.entries()) {
+          const item = itemOf(record);
+          const ctx = spans[i]?.ctx;
+          if (item !== undefined) items.push(ctx === undefined ? item : { ...item, trace: ctx });
+        }
+        // Work done once for the batch (member and session lookups) runs in the first record's span.
+        const first = spans[0]?.ctx ?? context.active();
+        await context.with(first, () => router.route(items));
+      } catch (err) {
+        for (const { span } of spans) span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
+        throw err;
+      } finally {
+        for (const { span } of spans) span.end();
+      }
     },
   });
 }
