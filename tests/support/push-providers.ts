@@ -83,19 +83,28 @@ export class WebPushEndpoint {
    * do not count as received.
    */
   readonly unanswered: WebPushReceived[] = [];
-  private gate: { held: Promise<void>; which: (r: WebPushReceived) => boolean } | undefined;
+  private gate: { held: Promise<void>; which: (r: WebPushReceived) => boolean; release: () => void } | undefined;
   private readonly subscriptions = new Map<string, Subscription>();
   private server: Server | undefined;
   url = "";
 
-  /** Holds the answers to the requests `which` picks (all by default) until release is called. */
+  /**
+   * Holds the answers to the requests `which` picks (all by default) until release is called.
+   * Called again while holding, it changes which requests are held; one release ends both.
+   */
   hold(which: (r: WebPushReceived) => boolean = () => true): () => void {
-    let release = () => {};
-    this.gate = { held: new Promise((r) => (release = r)), which };
-    return () => {
+    if (this.gate !== undefined) {
+      this.gate.which = which;
+      return this.gate.release;
+    }
+    let open = () => {};
+    const held = new Promise<void>((r) => (open = r));
+    const release = () => {
       this.gate = undefined;
-      release();
+      open();
     };
+    this.gate = { held, which, release };
+    return release;
   }
 
   async start(): Promise<this> {
