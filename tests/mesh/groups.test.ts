@@ -4,20 +4,19 @@
 // reads the push topic on Kafka to count the PushRequested events of offline members.
 import { fromBinary } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
 import { ReceiptKind, Role, SystemEventKind } from "../../gen/chat/api/v1/enums_pb.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../gen/chat/api/v1/model_pb.js";
 import { PushRequestedSchema, type PushRequested } from "../../gen/chat/events/v1/events_pb.js";
-import { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
+import { FrameError, type ChatSocket } from "../../packages/client/src/websocket.js";
 import { createKafkaBus } from "../../packages/runtime/src/bus/kafka.js";
 import { namespaced } from "../../packages/runtime/src/bus/namespace.js";
 import type { Bus, Subscription } from "../../packages/runtime/src/bus/port.js";
 import { topics } from "../../packages/runtime/src/topics.js";
 import { infraEnv } from "../support/infra.js";
-import { modes, publicUrls, tokenFor } from "../support/modes.js";
+import { modes, runClients } from "../support/modes.js";
 
 const SUITE = "groups";
 /** The member cap of this suite's mesh (the default is 1,024): the 100-member group fills it. */
@@ -37,14 +36,7 @@ const range = (lo: number, hi: number) => Array.from({ length: hi - lo + 1 }, (_
 // Ports 27080-28106: below the ephemeral range (32768+), where a client socket could hold one.
 for (const mode of modes(SUITE, 18_000)) describe(mode.name, () => {
   let mesh: ClusterProcess[] = [];
-  const sockets: ChatSocket[] = [];
-  const run = randomBytes(4).toString("hex");
-  const user = (name: string) => `${name}-${run}`;
-  const open = async (name: string, deviceId: string) => {
-    const s = await ChatSocket.connect({ url: publicUrls(mode).ws, token: await tokenFor(user(name)), deviceId });
-    sockets.push(s);
-    return s;
-  };
+  const { run, user, open, closeAll } = runClients(mode);
   /** PushRequested events read from Kafka (cluster mode only: the embedded bus lives inside the mesh process). */
   let pushBus: Bus | undefined;
   let pushSubscription: Subscription | undefined;
@@ -63,7 +55,7 @@ for (const mode of modes(SUITE, 18_000)) describe(mode.name, () => {
     }
   });
   after(async () => {
-    await Promise.all(sockets.map((s) => s.close()));
+    await closeAll();
     await pushSubscription?.stop();
     await pushBus?.close();
     await stopCluster(mesh);

@@ -4,7 +4,6 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
 import { Direction, ReceiptKind } from "../../gen/chat/api/v1/enums_pb.js";
@@ -12,7 +11,7 @@ import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
 import { EdgeService } from "../../gen/chat/edge/v1/edge_pb.js";
-import { addressOf, modes, publicUrls, tokenFor, type Mode } from "../support/modes.js";
+import { addressOf, modes, runClients, publicUrls, tokenFor, type Mode } from "../support/modes.js";
 
 const seqsOf = (events: Event[]) => events.flatMap((e) => (e.kind.case === "message" ? [Number(e.kind.value.message?.seq)] : []));
 
@@ -27,20 +26,13 @@ function connectClient(mode: Mode, token: string, deviceId: string) {
 
 for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
   let mesh: ClusterProcess[] = [];
-  const sockets: ChatSocket[] = [];
-  const run = randomBytes(4).toString("hex");
-  const user = (name: string) => `${name}-${run}`;
-  const open = async (name: string, deviceId: string, protocol: "chat.v1.proto" | "chat.v1.json" = "chat.v1.proto") => {
-    const s = await ChatSocket.connect({ url: publicUrls(mode).ws, token: await tokenFor(user(name)), deviceId, protocol });
-    sockets.push(s);
-    return s;
-  };
+  const { user, open, closeAll } = runClients(mode);
 
   before(async () => {
     mesh = await mode.start({ LOG_LEVEL: "warn" });
   });
   after(async () => {
-    await Promise.all(sockets.map((s) => s.close()));
+    await closeAll();
     await stopCluster(mesh);
   });
 

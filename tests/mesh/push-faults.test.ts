@@ -18,17 +18,10 @@ import { ChatSocket } from "../../packages/client/src/websocket.js";
 import { infraEnv } from "../support/infra.js";
 import { tokenFor } from "../support/modes.js";
 import { WebPushEndpoint } from "../support/push-providers.js";
+import { until } from "../support/wait.js";
 
 const OFFSET = 13_000;
 const TOTAL = 40;
-
-const until = async (what: string, check: () => boolean, timeoutMs = 60_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 describe("push under a crash (cluster)", () => {
   const web = new WebPushEndpoint();
@@ -97,7 +90,7 @@ describe("push under a crash (cluster)", () => {
     cluster[i] = await startService("push", opts);
 
     const received = () => web.received.filter((r) => r.subscription === bob).map((r) => r.payload.data.messageId);
-    await until("a notification for every message", () => new Set(received()).size >= TOTAL);
+    await until("a notification for every message", () => new Set(received()).size >= TOTAL, 60_000);
     await new Promise((r) => setTimeout(r, 4_000)); // a late repeat (after a lease) would show here
     const ids = received();
     assert.ok(receivedBeforeCrash < TOTAL, "the crash came mid-stream");

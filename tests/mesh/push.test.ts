@@ -5,23 +5,14 @@
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
 import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { ReceiptKind } from "../../gen/chat/api/v1/enums_pb.js";
-import { ChatSocket } from "../../packages/client/src/websocket.js";
-import { modes, publicUrls, tokenFor, type Mode } from "../support/modes.js";
+import { modes, runClients, publicUrls, tokenFor, type Mode } from "../support/modes.js";
 import { WebPushEndpoint } from "../support/push-providers.js";
-
-const until = async (what: string, check: () => boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
+import { until } from "../support/wait.js";
 
 async function connectClient(mode: Mode, userId: string, deviceId: string) {
   const token = await tokenFor(userId);
@@ -38,14 +29,7 @@ await web.start();
 
 for (const mode of modes("push", 14_000)) describe(mode.name, () => {
   let mesh: ClusterProcess[] = [];
-  const sockets: ChatSocket[] = [];
-  const run = randomBytes(4).toString("hex");
-  const user = (name: string) => `${name}-${run}`;
-  const open = async (name: string, deviceId: string) => {
-    const s = await ChatSocket.connect({ url: publicUrls(mode).ws, token: await tokenFor(user(name)), deviceId });
-    sockets.push(s);
-    return s;
-  };
+  const { user, open, closeAll } = runClients(mode);
   /** Registers a Web Push subscription for a user through the public API (Connect: no live session). */
   const subscribe = async (name: string) => {
     const sub = web.subscribe(`${mode.bus}-${user(name)}`);
@@ -60,7 +44,7 @@ for (const mode of modes("push", 14_000)) describe(mode.name, () => {
     mesh = await mode.start({ LOG_LEVEL: "warn", ...web.env(), PUSH_RETRY_MAX_MS: "4000" });
   });
   after(async () => {
-    await Promise.all(sockets.map((s) => s.close()));
+    await closeAll();
     await stopCluster(mesh);
   });
 

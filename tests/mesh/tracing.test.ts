@@ -4,15 +4,13 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
 import type { ServiceName } from "../../cmd/services.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import { PushService } from "../../gen/chat/push/v1/push_pb.js";
 import { RoutingService } from "../../gen/chat/routing/v1/routing_pb.js";
-import { ChatSocket } from "../../packages/client/src/websocket.js";
-import { addressOf, modes, publicUrls, tokenFor } from "../support/modes.js";
+import { addressOf, modes, runClients } from "../support/modes.js";
 import { startOtlpReceiver, type ReceivedSpan } from "../support/otlp.js";
 
 const texts = (events: Event[]) => events.flatMap((e) => (e.kind.case === "message" && e.kind.value.message?.content.case === "text" ? [e.kind.value.message.content.value] : []));
@@ -26,14 +24,7 @@ const DOMAIN_METRICS: Partial<Record<ServiceName, RegExp[]>> = {
 for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
   let cluster: ClusterProcess[] = [];
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
-  const sockets: ChatSocket[] = [];
-  const run = randomBytes(4).toString("hex");
-  const user = (name: string) => `${name}-${run}`;
-  const open = async (name: string) => {
-    const s = await ChatSocket.connect({ url: publicUrls(mode).ws, token: await tokenFor(user(name)), deviceId: "phone" });
-    sockets.push(s);
-    return s;
-  };
+  const { user, open, closeAll } = runClients(mode);
   const svc = (s: ServiceName) => mode.spanService(s);
 
   before(async () => {
@@ -41,7 +32,7 @@ for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
     cluster = await mode.start({ OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: "100", LOG_LEVEL: "warn" });
   });
   after(async () => {
-    await Promise.all(sockets.map((s) => s.close()));
+    await closeAll();
     await stopCluster(cluster);
     await otlp?.close();
   });

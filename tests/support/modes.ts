@@ -1,6 +1,7 @@
 // The two ways the mesh runs, for tests that drive it like a client: every service its own
 // process on the real infrastructure (cluster), or all in one process with embedded drivers.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,6 +9,7 @@ import { startCluster, startEmbeddedProcess, type ClusterProcess } from "../../c
 import { DEV_JWT_SECRET, PUBLIC_PORT, type ServiceName } from "../../cmd/services.js";
 import { mintToken } from "../../cmd/token.js";
 import type { Env } from "../../packages/runtime/src/config.js";
+import { ChatSocket } from "../../packages/client/src/websocket.js";
 import { infraEnv } from "./infra.js";
 
 export interface Mode {
@@ -57,4 +59,26 @@ export const tokenFor = (userId: string): Promise<string> => mintToken({ JWT_HS2
 
 export function addressOf(processes: ClusterProcess[], name: ServiceName): string {
   return processes.find((p) => p.name === name)?.address ?? assert.fail(`${name} not started`);
+}
+
+/**
+ * The clients of one suite run against a mode: user ids unique to the run (so runs on kept data
+ * do not meet), WebSocket devices opened as those users, and one call that closes them all.
+ */
+export function runClients(mode: Mode) {
+  const run = randomBytes(4).toString("hex");
+  const sockets: ChatSocket[] = [];
+  const user = (name: string) => `${name}-${run}`;
+  return {
+    run,
+    user,
+    open: async (name: string, deviceId = "phone", protocol: "chat.v1.proto" | "chat.v1.json" = "chat.v1.proto"): Promise<ChatSocket> => {
+      const s = await ChatSocket.connect({ url: publicUrls(mode).ws, token: await tokenFor(user(name)), deviceId, protocol });
+      sockets.push(s);
+      return s;
+    },
+    closeAll: async (): Promise<void> => {
+      await Promise.all(sockets.map((s) => s.close()));
+    },
+  };
 }

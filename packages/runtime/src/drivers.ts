@@ -1,12 +1,13 @@
 // Driver settings and openers shared by the services' main.ts files, so every service spells a
 // driver choice the same way. Each opener is the only place its driver is chosen by name.
-import { driver, int, list, z } from "./config.js";
+import { commonSettings, driver, int, list, loadConfig, z } from "./config.js";
 import { openBus } from "./bus/index.js";
 import { namespaced } from "./bus/namespace.js";
 import type { Bus } from "./bus/port.js";
 import { openCassandra, type CassandraSession } from "./cassandra.js";
 import type { Logger } from "./log.js";
-import { required } from "./service.js";
+import { required, type StoreMigrate } from "./service.js";
+import { migrateSql, type SqlMigration } from "./sql/migrate.js";
 import { openPglite } from "./sql/pglite.js";
 import type { Sql } from "./sql/port.js";
 import { openPostgres } from "./sql/postgres.js";
@@ -49,6 +50,18 @@ export async function openConfiguredSql(
   return config.STORE_DRIVER === "postgres"
     ? openPostgres(required(config.PG_URL, "PG_URL", "STORE_DRIVER=postgres"))
     : openPglite(`${config.DATA_DIR}/${component}`);
+}
+
+/** A SQL store's migrations alone (`chat migrate`), on the driver its settings choose. */
+export function sqlStoreMigrate(component: string, migrations: SqlMigration[]): StoreMigrate {
+  return async (env) => {
+    const sql = await openConfiguredSql(loadConfig(z.object({ ...commonSettings, ...sqlSettings }), env), component);
+    try {
+      return await migrateSql(sql, component, migrations);
+    } finally {
+      await sql.close();
+    }
+  };
 }
 
 /** Cassandra settings, used when a service's STORE_DRIVER is cassandra. */

@@ -2,7 +2,7 @@
 import { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
-import { busSettings, openConfiguredBus, openConfiguredSql, sqlSettings } from "../../../packages/runtime/src/drivers.js";
+import { busSettings, openConfiguredBus, openConfiguredSql, sqlSettings, sqlStoreMigrate } from "../../../packages/runtime/src/drivers.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
 import { serve, type ServiceMain, type StoreMigrate } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
@@ -23,14 +23,7 @@ const Config = z.object({
 });
 
 /** The group store's migrations alone (`chat migrate`); main applies the same ones at startup. */
-export const migrate: StoreMigrate = async (env) => {
-  const sql = await openConfiguredSql(loadConfig(z.object({ ...commonSettings, ...sqlSettings }), env), "group");
-  try {
-    return await migrateSql(sql, "group", migrations);
-  } finally {
-    await sql.close();
-  }
-};
+export const migrate: StoreMigrate = sqlStoreMigrate("group", migrations);
 
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);

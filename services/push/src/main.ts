@@ -6,7 +6,7 @@ import { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, ConfigError, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
-import { busSettings, openConfiguredBus, openConfiguredSql, sqlSettings } from "../../../packages/runtime/src/drivers.js";
+import { busSettings, openConfiguredBus, openConfiguredSql, sqlSettings, sqlStoreMigrate } from "../../../packages/runtime/src/drivers.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
 import { serve, type ServiceMain, type StoreMigrate } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
@@ -53,14 +53,7 @@ const Config = z
   });
 
 /** The push store's migrations alone (`chat migrate`); main applies the same ones at startup. */
-export const migrate: StoreMigrate = async (env) => {
-  const sql = await openConfiguredSql(loadConfig(z.object({ ...commonSettings, ...sqlSettings }), env), "push");
-  try {
-    return await migrateSql(sql, "push", migrations);
-  } finally {
-    await sql.close();
-  }
-};
+export const migrate: StoreMigrate = sqlStoreMigrate("push", migrations);
 
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);

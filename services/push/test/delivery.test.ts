@@ -31,16 +31,9 @@ import { openProviders } from "../src/providers/index.js";
 import { migrations } from "../src/store/migrations.js";
 import { createSqlPushStore } from "../src/store/sql.js";
 import type { PushStore } from "../src/store/port.js";
+import { until } from "../../../tests/support/wait.js";
 
 const run = randomBytes(4).toString("hex");
-const until = async (what: string, check: () => boolean, timeoutMs = 20_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
 describe("push delivery on Kafka and PostgreSQL", () => {
   const web = new WebPushEndpoint();
   const fcm = new FcmEndpoint();
