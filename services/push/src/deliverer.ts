@@ -94,7 +94,7 @@ export class Deliverer {
     if (usable.length === 0) return result;
     const conversationId = message.conversationId;
     const [state, mutedUntil, showPreviews] = await Promise.all([
-      this.userState(event.userId, conversationId),
+      this.userState(event.userId, conversationId, true),
       store.mutedUntil(event.userId, conversationId),
       store.showPreviews(event.userId),
     ]);
@@ -117,7 +117,7 @@ export class Deliverer {
     });
     // Before a retry, the member may have come online or read it elsewhere meanwhile: asked again.
     const stillDue = async () => {
-      const now = await this.userState(event.userId, conversationId);
+      const now = await this.userState(event.userId, conversationId, false);
       return suppression({ online: now.online, readSeq: now.readSeq, seq: Number(message.seq), mutedUntil: await store.mutedUntil(event.userId, conversationId), now: new Date() }) === undefined;
     };
     const outcomes = await Promise.all(usable.map((t) => this.sendToTarget(t, notification, stillDue)));
@@ -147,10 +147,13 @@ export class Deliverer {
     this.opts.logger.warn({ userId: event?.userId, messageId: event?.message?.messageId, error, attempts }, "push request dead-lettered");
   }
 
-  /** Online now? The user's read watermark in the conversation, their total unread count, the conversation. */
-  private async userState(userId: string, conversationId: string): Promise<{ online: boolean; readSeq: number; badge: number; conversation?: ConversationInfo }> {
+  /**
+   * Online now? The user's read watermark in the conversation; with `forNotification`, also their
+   * total unread count (the badge) and the conversation (a re-check before a retry needs neither).
+   */
+  private async userState(userId: string, conversationId: string, forNotification: boolean): Promise<{ online: boolean; readSeq: number; badge: number; conversation?: ConversationInfo }> {
     const { connection, group, messageStore } = this.opts.peers;
-    const [sessions, conversations] = await Promise.all([connection.listSessions({ userIds: [userId] }), this.conversationsOf(userId)]);
+    const [sessions, conversations] = await Promise.all([connection.listSessions({ userIds: [userId] }), forNotification ? this.conversationsOf(userId) : []]);
     const online = sessions.users.some((u) => u.sessions.length > 0);
     if (online) return { online, readSeq: 0, badge: 0 };
     const ids = [...new Set([conversationId, ...conversations.map((c) => c.conversationId)])];
@@ -159,6 +162,7 @@ export class Deliverer {
     const states = (await Promise.all(chunks.map((conversationIds) => messageStore.getConversationStates({ userId, conversationIds })))).flatMap((r) => r.states);
     const badge = states.reduce((sum, s) => sum + Number(s.unreadCount), 0);
     const readSeq = Number(states.find((s) => s.conversationId === conversationId)?.watermarks?.readSeq ?? 0n);
+    if (!forNotification) return { online, readSeq, badge };
     const conversation = conversations.find((c) => c.conversationId === conversationId) ?? (await group.getConversation({ conversationId })).conversation;
     return { online, readSeq, badge, ...(conversation === undefined ? {} : { conversation }) };
   }
