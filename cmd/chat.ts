@@ -22,7 +22,8 @@ const logger = createLogger("chat");
 
 /** The embedded mesh: every service on its default port, peers on loopback, embedded drivers. */
 async function startEmbedded(env: Env): Promise<RunningService[]> {
-  const shared = meshAddresses(withDevSecret({ ...env, STORE_DRIVER: "embedded", BUS_DRIVER: "memory" }));
+  // One edge: draining on shutdown has nowhere to send its clients.
+  const shared = meshAddresses(withDevSecret({ EDGE_DRAIN_MS: "0", ...env, STORE_DRIVER: "embedded", BUS_DRIVER: "memory" }));
   const running: RunningService[] = [];
   for (const s of SERVICES) {
     try {
@@ -94,9 +95,9 @@ async function run(argv: string[]): Promise<void> {
 
 /** `chat cluster`: a supervisor of one process per service; stops them all on a signal. */
 async function runCluster(startedMs: number): Promise<void> {
-  const processes = await startCluster({ env: withDevSecret(process.env), logDir: "var/cluster" });
+  const processes = await startCluster({ env: withDevSecret(process.env), logDir: "var/cluster", edges: Number(process.env["CLUSTER_EDGES"] ?? "1") || 1 });
   const lines = [`chat cluster up in ${Date.now() - startedMs} ms (logs in var/cluster/)`];
-  for (const p of processes) lines.push(`  ${p.name.padEnd(17)} grpc://${p.address}  pid ${p.child.pid}`);
+  for (const p of processes) lines.push(`  ${(p.instance === 0 ? p.name : `${p.name}-${p.instance}`).padEnd(17)} grpc://${p.address}  pid ${p.child.pid}`);
   lines.push(`  public connect     http://127.0.0.1:${process.env["PUBLIC_PORT"] ?? PUBLIC_PORT}`);
   process.stdout.write(lines.join("\n") + "\n");
   const stop = () => void stopCluster(processes).then(() => process.exit(0));

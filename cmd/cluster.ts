@@ -21,22 +21,33 @@ export interface ClusterOptions {
   busNamespace?: string;
   /** Extra settings for one service. */
   overrides?: Partial<Record<ServiceName, Env>>;
+  /** How many edge processes (default 1); edge i > 0 has ports EXTRA_EDGE_PORT + i and PUBLIC_PORT + i (plus the offset). */
+  edges?: number;
 }
 
 export interface ClusterProcess {
   name: ServiceName;
   address: string;
   child: ChildProcess;
+  /** Which edge (0 for every other service). */
+  instance: number;
 }
+
+/** The internal port of edge i > 0 is this plus i (plus the offset): clear of the services' 9100-9106. */
+export const EXTRA_EDGE_PORT = 9120;
 
 const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
 
-/** The environment of one service process. */
-export function serviceEnv(name: ServiceName, opts: ClusterOptions): Env {
+/** The environment of one service process (`instance` > 0: one more edge, with ports of its own). */
+export function serviceEnv(name: ServiceName, opts: ClusterOptions, instance = 0): Env {
   const service = findService(name);
   if (service === undefined) throw new Error(`unknown service ${name}`);
-  const env = meshAddresses({ ...opts.env, BUS_DRIVER: "kafka", BUS_NAMESPACE: opts.busNamespace ?? opts.env["BUS_NAMESPACE"] ?? "" }, opts.portOffset ?? 0);
-  return { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
+  const offset = opts.portOffset ?? 0;
+  const env = meshAddresses({ ...opts.env, BUS_DRIVER: "kafka", BUS_NAMESPACE: opts.busNamespace ?? opts.env["BUS_NAMESPACE"] ?? "" }, offset);
+  const own = { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
+  if (instance === 0) return own;
+  if (name !== "edge") throw new Error(`only the edge runs several instances here, not ${name}`);
+  return { ...own, PORT: String(EXTRA_EDGE_PORT + offset + instance), PUBLIC_PORT: String(Number(env["PUBLIC_PORT"]) + instance) };
 }
 
 /**
@@ -44,11 +55,11 @@ export function serviceEnv(name: ServiceName, opts: ClusterOptions): Env {
  * fails). Its environment is `baseEnv` (default: this process's) plus `env`; the log goes to
  * `<logDir>/<first arg>.log`.
  */
-export async function spawnChat(args: string | string[], env: Env, logDir: string, baseEnv: Env = process.env): Promise<ChildProcess> {
+export async function spawnChat(args: string | string[], env: Env, logDir: string, baseEnv: Env = process.env, logName?: string): Promise<ChildProcess> {
   const argv = typeof args === "string" ? [args] : args;
   const command = argv[0] ?? "chat";
   mkdirSync(logDir, { recursive: true });
-  const log = createWriteStream(`${logDir}/${command}.log`, { flags: "a" });
+  const log = createWriteStream(`${logDir}/${logName ?? command}.log`, { flags: "a" });
   const child = spawn(process.execPath, [CHAT, ...argv], { env: { ...baseEnv, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   child.stderr.pipe(log);
   let out = "";
@@ -58,22 +69,23 @@ export async function spawnChat(args: string | string[], env: Env, logDir: strin
       out += chunk.toString();
       if (out.includes(" up in ")) resolve();
     });
-    child.once("exit", (code) => reject(new Error(`chat ${command} exited with ${code} before it was up; see ${logDir}/${command}.log`)));
+    child.once("exit", (code) => reject(new Error(`chat ${command} exited with ${code} before it was up; see ${logDir}/${logName ?? command}.log`)));
   });
   return child;
 }
 
-/** Starts one service process. */
-export async function startService(name: ServiceName, opts: ClusterOptions): Promise<ClusterProcess> {
-  const env = serviceEnv(name, opts);
-  return { name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child: await spawnChat(name, env, opts.logDir) };
+/** Starts one service process (`instance` > 0: one more edge; its log is edge-<i>.log). */
+export async function startService(name: ServiceName, opts: ClusterOptions, instance = 0): Promise<ClusterProcess> {
+  const env = serviceEnv(name, opts, instance);
+  const child = await spawnChat(name, env, opts.logDir, process.env, instance === 0 ? name : `${name}-${instance}`);
+  return { name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child, instance };
 }
 
 /** The embedded mode as one process (`chat embedded`), its data under dataDir: one entry per service. */
 export async function startEmbeddedProcess(opts: { env: Env; portOffset: number; logDir: string; dataDir: string }): Promise<ClusterProcess[]> {
   const env: Env = { ...meshAddresses(opts.env, opts.portOffset), DATA_DIR: opts.dataDir };
   const child = await spawnChat("embedded", env, opts.logDir);
-  return SERVICES.map((s) => ({ name: s.name, address: env[s.addrSetting] ?? "", child }));
+  return SERVICES.map((s) => ({ name: s.name, address: env[s.addrSetting] ?? "", child, instance: 0 }));
 }
 
 /** Starts every service in order. */
@@ -81,6 +93,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterProcess
   const started: ClusterProcess[] = [];
   try {
     for (const s of SERVICES) started.push(await startService(s.name, opts));
+    for (let i = 1; i < (opts.edges ?? 1); i++) started.push(await startService("edge", opts, i));
   } catch (err) {
     await stopCluster(started);
     throw err;

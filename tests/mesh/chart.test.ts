@@ -197,8 +197,8 @@ describe("the Helm chart boots the mesh (helm template -> one process per Deploy
         callers.get(nameToComponent.get(v.split(":")[0] ?? "") ?? assert.fail(`${k}=${v}`))?.add(componentOf(d));
       }
     }
-    // Routing reaches each edge at the address the edge registers (ADVERTISE_ADDR), not by setting.
-    callers.get("edge")?.add("routing");
+    // Routing and presence reach each edge at the address the edge registers (ADVERTISE_ADDR), not by setting.
+    callers.get("edge")?.add("routing").add("presence");
     for (const np of objects.filter((o) => o.kind === "NetworkPolicy")) {
       const service = componentOf(np);
       const port = SERVICES.find((s) => s.name === service)?.port;
@@ -224,7 +224,7 @@ describe("the Helm chart boots the mesh (helm template -> one process per Deploy
       } catch (err) {
         throw new Error(`${d.metadata.name} (chat ${args.join(" ")}) did not start from the chart's settings`, { cause: err });
       }
-      processes.push({ name: s.name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child });
+      processes.push({ name: s.name, address: `127.0.0.1:${env["PORT"] ?? ""}`, child, instance: 0 });
     }
 
     const edge = localEnv(deployments().find((d) => componentOf(d) === "edge") ?? assert.fail()).env;

@@ -1,7 +1,7 @@
 {{/*
 The services, as the code wires them (cmd/services.ts and each services/<name>/src/main.ts):
 its gRPC port, the store it uses, whether it uses the Kafka bus, and the peers it dials through
-*_SERVICE_ADDR settings. `dials` are peers reached without such a setting: routing calls each
+*_SERVICE_ADDR settings. `dials` are peers reached without such a setting: routing and presence call each
 edge at the address the edge registers with the connection service (ADVERTISE_ADDR, the pod IP).
 NetworkPolicies are derived from this table, so they admit exactly the callers.
 */}}
@@ -10,7 +10,7 @@ edge: {port: 9100, addr: EDGE_SERVICE_ADDR, store: "", bus: false, peers: [conne
 connection: {port: 9101, addr: CONNECTION_SERVICE_ADDR, store: redis, bus: false, peers: [], dials: []}
 message-store: {port: 9102, addr: MESSAGE_STORE_SERVICE_ADDR, store: cassandra, bus: true, peers: [group], dials: []}
 routing: {port: 9103, addr: ROUTING_SERVICE_ADDR, store: "", bus: true, peers: [group, connection], dials: [edge]}
-presence: {port: 9104, addr: PRESENCE_SERVICE_ADDR, store: redis, bus: false, peers: [], dials: []}
+presence: {port: 9104, addr: PRESENCE_SERVICE_ADDR, store: redis, bus: false, peers: [connection, group], dials: [edge]}
 group: {port: 9105, addr: GROUP_SERVICE_ADDR, store: postgres, bus: true, peers: [message-store], dials: []}
 push: {port: 9106, addr: PUSH_SERVICE_ADDR, store: postgres, bus: true, peers: [connection, group, message-store], dials: []}
 {{- end -}}

@@ -1,11 +1,12 @@
-// Reading memberships from the group service no older than a known change. Readers that cache
+// Reading memberships from the group service: a caller's current membership (the access rule of
+// the public API), and member lists no older than a known change. Readers that cache
 // members (message store, routing) learn of a change from its system message (seq S) before the
 // group service has applied it; a state whose membership_seq is below S is then stale, and they
 // read again until it is not.
 import type { Client } from "@connectrpc/connect";
 import type { Member } from "../../../gen/chat/api/v1/model_pb.js";
-import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import { unavailable } from "./errors.js";
+import type { GetMembershipResponse, GroupService } from "../../../gen/chat/group/v1/group_pb.js";
+import { Code, ConnectError, permissionDenied, unavailable } from "./errors.js";
 
 /** How long a reader waits for the group service to apply a change it has seen. */
 const FRESH_WAIT_MS = 5_000;
@@ -45,4 +46,21 @@ export function loadMembers(group: Client<typeof GroupService>, conversationId: 
     atLeastSeq,
     `members of ${conversationId}`,
   );
+}
+
+/**
+ * The user's current membership of a conversation, with the conversation: NotFound when the
+ * conversation does not exist, PermissionDenied when the user is not (or no longer) a member.
+ */
+export async function currentMembership(group: Client<typeof GroupService>, conversationId: string, userId: string): Promise<Required<Pick<GetMembershipResponse, "membership" | "conversation">>> {
+  let r: GetMembershipResponse;
+  try {
+    r = await group.getMembership({ conversationId, userId });
+  } catch (err) {
+    if (ConnectError.from(err).code !== Code.NotFound) throw err;
+    await group.getConversation({ conversationId }); // NotFound for an unknown conversation
+    throw permissionDenied(`not a member of ${conversationId}`);
+  }
+  if (r.membership?.member !== true || r.conversation === undefined) throw permissionDenied(`not a member of ${conversationId}`);
+  return { membership: r.membership, conversation: r.conversation };
 }

@@ -37,6 +37,12 @@ export interface ServerOptions {
   otlpEndpoint?: string | undefined;
   /** Extra interceptors (the edge's authentication), run before request validation. */
   interceptors?: Interceptor[];
+  /**
+   * Liveness of client connections (the edge's public port): every HTTP/2 connection is pinged
+   * this often and closed when the previous ping is still unanswered (a Connect stream over a
+   * vanished network ends within two intervals); HTTP/1.1 sockets get TCP keepalive probes.
+   */
+  keepAliveMs?: number;
 }
 
 export interface RunningServer {
@@ -49,6 +55,10 @@ export interface RunningServer {
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0");
+
+function destroyOnError(this: net.Socket): void {
+  this.destroy();
+}
 
 /** A handler failure that is not a ConnectError is a bug: log it whole; the client sees "internal". */
 function logUnexpected(logger: Logger): Interceptor {
@@ -95,13 +105,35 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
+  let pinger: NodeJS.Timeout | undefined;
+  if (opts.keepAliveMs !== undefined) {
+    const unanswered = new WeakSet<http2.ServerHttp2Session>();
+    pinger = setInterval(() => {
+      for (const session of sessions) {
+        if (unanswered.has(session)) {
+          session.destroy();
+          continue;
+        }
+        unanswered.add(session);
+        session.ping((err) => {
+          if (err === null) unanswered.delete(session);
+        });
+      }
+    }, opts.keepAliveMs);
+    pinger.unref();
+  }
 
   // One TCP listener; each connection goes to the HTTP/2 or the HTTP/1.1 server by its first bytes.
   const sockets = new Set<net.Socket>();
+  // Shared listeners (`this` is the socket): a long-lived idle connection costs no closures here.
+  const forget = function (this: net.Socket) {
+    sockets.delete(this);
+  };
   const listener = net.createServer((socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", forget);
     socket.setNoDelay(true);
+    if (opts.keepAliveMs !== undefined) socket.setKeepAlive(true, opts.keepAliveMs);
     let head = Buffer.alloc(0);
     const route = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -120,7 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
     };
     socket.on("data", route);
-    socket.on("error", () => socket.destroy());
+    socket.on("error", destroyOnError);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -139,6 +171,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     health,
     close() {
       closing ??= (async () => {
+        clearInterval(pinger);
         health.shutdown();
         listener.close();
         h1.closeIdleConnections();

@@ -45,6 +45,8 @@ export interface ServeOptions {
   routes: (router: ConnectRouter) => void;
   logger: Logger;
   closers: Closer[];
+  /** Runs first on stop, while the server still serves (the edge drains its clients to other edges). */
+  beforeClose?: () => Promise<void>;
   publicUrls?: Record<string, string>;
   onUpgrade?: Parameters<typeof startServer>[0]["onUpgrade"];
   readMaxBytes?: number;
@@ -67,6 +69,13 @@ export async function serve(opts: ServeOptions): Promise<RunningService> {
     ...(opts.publicUrls === undefined ? {} : { publicUrls: opts.publicUrls }),
     stop() {
       stopping ??= (async () => {
+        if (opts.beforeClose !== undefined) {
+          try {
+            await opts.beforeClose();
+          } catch (err) {
+            opts.logger.warn({ err }, "error before closing");
+          }
+        }
         await server.close();
         for (const close of [...opts.closers].reverse()) {
           try {

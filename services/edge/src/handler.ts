@@ -5,9 +5,15 @@ import { tracer } from "../../../packages/runtime/src/telemetry/index.js";
 import { invalidArgument } from "../../../packages/runtime/src/errors.js";
 import type { ConnectionTable } from "./domain/connections.js";
 
-const DEFAULT_DRAIN_MS = 10_000;
+export interface EdgeHandlerOptions {
+  table: ConnectionTable;
+  /** Stops taking clients and asks those connected to move within `withinMs`; returns how many. */
+  drain: (withinMs: number) => Promise<number>;
+  /** The drain deadline when the request gives none. */
+  defaultDrainMs: number;
+}
 
-export function createEdgeHandler(table: ConnectionTable): ServiceImpl<typeof EdgeService> {
+export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerOptions): ServiceImpl<typeof EdgeService> {
   return {
     async deliver(req) {
       // The recipients' frames are written inside the Deliver server span, in one child span for
@@ -37,14 +43,7 @@ export function createEdgeHandler(table: ConnectionTable): ServiceImpl<typeof Ed
       return { delivered, goneSessionIds: gone };
     },
     async drain(req) {
-      table.draining = true;
-      const withinMs = req.deadlineMs || DEFAULT_DRAIN_MS;
-      let clients = 0;
-      for (const conn of table.all()) {
-        conn.drain("edge draining", withinMs);
-        clients++;
-      }
-      return { clients };
+      return { clients: await drain(req.deadlineMs || defaultDrainMs) };
     },
   };
 }

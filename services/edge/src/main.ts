@@ -44,7 +44,10 @@ const Config = z.object({
   PUSH_SERVICE_ADDR: address(),
   EDGE_HEARTBEAT_MS: int(5_000, 100),
   SESSION_REFRESH_MS: int(10_000, 100),
-  WS_PING_MS: int(25_000, 100),
+  /** Clients are pinged this often; one silent for two intervals is dropped (and goes offline). */
+  WS_PING_MS: int(10_000, 100),
+  /** On shutdown (SIGTERM) and EdgeService.Drain: how long clients get to move to another edge. 0: no drain. */
+  EDGE_DRAIN_MS: int(10_000, 0),
   /** Largest client frame or request, in bytes. */
   MAX_FRAME_BYTES: int(256 * 1024, 1024),
   WS_FRAMES_PER_SECOND: int(100, 1),
@@ -96,9 +99,10 @@ export const main: ServiceMain = async (env: Env) => {
     host: config.PUBLIC_HOST,
     port: config.PUBLIC_PORT,
     services: publicServices,
-    routes: publicRoutes(createChatService(ops, sessions)),
+    routes: publicRoutes(createChatService(ops, sessions, table)),
     interceptors: [authInterceptor(verify)],
     onUpgrade: (req, socket, head) => ws.onUpgrade(req, socket, head),
+    keepAliveMs: config.WS_PING_MS,
     logger,
     readMaxBytes: config.MAX_FRAME_BYTES,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
@@ -106,18 +110,31 @@ export const main: ServiceMain = async (env: Env) => {
   });
   const publicUrl = config.PUBLIC_URL ?? `http://${publicServer.address}`;
   const websocketUrl = `${publicUrl.replace(/^http/, "ws")}/ws`;
+  // Draining: no new clients (the registration says so at once, so AssignEdge stops choosing this
+  // edge), and every connected client is asked to reconnect elsewhere and resume from its cursors.
+  const drain = async (withinMs: number): Promise<number> => {
+    const clients = sessions.drain("edge draining", withinMs);
+    await register();
+    return clients;
+  };
   const internal = await serve({
     name: "edge",
     config,
     services,
-    routes: routes(createEdgeHandler(table)),
+    routes: routes(createEdgeHandler({ table, drain, defaultDrainMs: config.EDGE_DRAIN_MS || 10_000 })),
     logger,
     publicUrls: { connect: publicUrl, websocket: websocketUrl },
+    beforeClose: async () => {
+      if (config.EDGE_DRAIN_MS === 0 || table.size === 0) return;
+      const clients = await drain(config.EDGE_DRAIN_MS);
+      logger.info({ clients, withinMs: config.EDGE_DRAIN_MS }, "draining before shutdown");
+      await sessions.emptied(config.EDGE_DRAIN_MS + 1_000);
+    },
     closers: [() => publicServer.close(), () => ws.close(), () => sessions.stop(), () => clearInterval(heartbeat)],
   });
 
   // Service discovery: register now and on every heartbeat, with the current load.
-  const register = async () => {
+  async function register(): Promise<void> {
     try {
       await connection.registerEdge({
         edge: { edgeId: config.EDGE_ID, grpcAddress: config.ADVERTISE_ADDR ?? internal.address, connectUrl: publicUrl, websocketUrl, connections: table.size, draining: table.draining },
@@ -125,7 +142,7 @@ export const main: ServiceMain = async (env: Env) => {
     } catch (err) {
       logger.warn({ err }, "edge registration failed; retrying on the next heartbeat");
     }
-  };
+  }
   await register();
   const heartbeat = setInterval(() => void register(), config.EDGE_HEARTBEAT_MS);
   heartbeat.unref();

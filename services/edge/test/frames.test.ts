@@ -4,7 +4,7 @@ import { Code } from "@connectrpc/connect";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ClientFrameSchema } from "../../../gen/chat/api/v1/frames_pb.js";
-import { chooseEncoding, decodeClientFrame, errorFrame, FloodLimit, FrameError } from "../src/domain/frames.js";
+import { chooseEncoding, decodeClientFrame, errorFrame, FrameError } from "../src/domain/frames.js";
 
 describe("client frames", () => {
   it("decode from binary protobuf and from canonical JSON", () => {
@@ -30,13 +30,5 @@ describe("client frames", () => {
     assert.deepEqual(frame.response.value, { $typeName: "chat.api.v1.Error", code: "permission_denied", message: "no" });
     assert.equal(chooseEncoding(new Set(["chat.v1.json", "chat.v1.proto"])), "chat.v1.proto");
     assert.equal(chooseEncoding(new Set()), "chat.v1.json");
-  });
-
-  it("limit floods to the rate with bursts", () => {
-    let now = 0;
-    const limit = new FloodLimit(10, 5, () => now);
-    assert.equal(Array.from({ length: 8 }, () => limit.take()).filter(Boolean).length, 5);
-    now += 500;
-    assert.equal(Array.from({ length: 8 }, () => limit.take()).filter(Boolean).length, 5);
   });
 });

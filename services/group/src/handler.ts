@@ -133,6 +133,10 @@ export function createGroupHandler(opts: GroupHandlerOptions): GroupHandler {
         membershipSeq: info.membershipSeq,
       };
     },
+    async filterContacts(req) {
+      const contacts = new Set(await store.filterContacts(req.userId, [...new Set(req.otherUserIds)]));
+      return { contactIds: req.otherUserIds.filter((u) => contacts.has(u)) };
+    },
     async listUserConversations(req) {
       const limit = pageSize(req.pageSize, 200, 1000);
       const rows = await store.listUserMemberships(req.userId, decodePageToken(req.pageToken), limit, req.minMemberCount);

@@ -66,6 +66,20 @@ for (const driver of sqlDrivers("group-contract")) {
       await second.close();
     });
 
+    it("finds the users who share a conversation with a user, as current members", async () => {
+      const store = await open();
+      await store.getOrCreateDirect(u("kai"), u("lia"), newConversationId());
+      const g = { conversationId: newConversationId(), changeId: `chg_${run}fc`, creatorId: u("kai"), title: "G", memberIds: [u("max")], memberLimit: 8, createKey: "" };
+      await store.createGroup(g);
+      await store.applyChange(g.changeId, 1);
+      assert.deepEqual((await store.filterContacts(u("kai"), [u("lia"), u("max"), u("ned")])).sort(), [u("lia"), u("max")].sort());
+      assert.deepEqual(await store.filterContacts(u("lia"), [u("max")]), [], "no shared conversation");
+      await store.deleteGroup(g.conversationId, u("kai"), () => undefined);
+      assert.deepEqual(await store.filterContacts(u("kai"), [u("max")]), [], "not after the group is gone");
+      assert.deepEqual(await store.filterContacts(u("kai"), []), []);
+      await store.close();
+    });
+
     it("creates groups once per key, runs one change at a time, applies at a seq, abandons cleanly", async () => {
       const store = await open();
       const g = { conversationId: newConversationId(), changeId: `chg_${run}a`, creatorId: u("own"), title: "G", memberIds: [u("m1")], memberLimit: 3, createKey: `k-${run}` };

@@ -1,24 +1,25 @@
 // The send path's step 3: a stored event becomes deliveries. Members come from the group service
-// (cached, and kept current by the membership changes in the stream), their live sessions from the connection
-// service, and each edge that holds sessions gets one EdgeService.Deliver per event. Members with
-// no live session get one PushRequested each.
+// (cached, and kept current by the membership changes in the stream), their live sessions from the
+// connection service, and each edge that holds sessions gets one EdgeService.Deliver per batch
+// (packages/runtime/src/edge-delivery.ts). Members with no live session, or whose sessions all
+// missed the event (their edge died), get one PushRequested each.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { context, type Context } from "@opentelemetry/api";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../../gen/chat/api/v1/model_pb.js";
 import type { ConnectionService, Session } from "../../../gen/chat/connection/v1/connection_pb.js";
-import { EdgeService } from "../../../gen/chat/edge/v1/edge_pb.js";
 import { PushRequestedSchema } from "../../../gen/chat/events/v1/events_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
-import { peerClient } from "../../../packages/runtime/src/clients.js";
+import { TtlCache } from "../../../packages/runtime/src/cache.js";
+import { EdgeDeliverer, type EdgeDelivery } from "../../../packages/runtime/src/edge-delivery.js";
 import type { Logger } from "../../../packages/runtime/src/log.js";
 import { meter } from "../../../packages/runtime/src/telemetry/index.js";
 import { injectTraceHeaders, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
 import { loadMembers } from "../../../packages/runtime/src/members.js";
-import { deliverRequests, fanout, TtlCache } from "./domain/fanout.js";
+import { fanout, unreached, type Fanout } from "./domain/fanout.js";
 
 export interface RouterOptions {
   group: Client<typeof GroupService>;
@@ -63,14 +64,14 @@ export interface RouterStats {
   pushRequests: number;
 }
 
-type EdgeDelivery = { sessionIds: string[]; event: Event; trace: Context };
+type TracedDelivery = EdgeDelivery & { trace: Context };
 
 export class Router {
   readonly stats: RouterStats = { eventsConsumed: 0, deliveries: 0, pushRequests: 0 };
   private readonly members: TtlCache<MemberList>;
   /** The highest membership change seen in the stream per conversation: a list loaded later must reflect it. */
   private readonly knownChange = new Map<string, number>();
-  private readonly edges = new TtlCache<Map<string, string>>(2_000);
+  private readonly deliverer: EdgeDeliverer;
   /** Prometheus (/metrics): routing_events_total, routing_deliveries_total, routing_push_requests_total. */
   private readonly metrics = {
     events: meter("chat.routing").createCounter("routing.events", { description: "Events consumed (messages and receipts)" }),
@@ -80,6 +81,7 @@ export class Router {
 
   constructor(private readonly opts: RouterOptions) {
     this.members = new TtlCache(opts.memberCacheMs);
+    this.deliverer = new EdgeDeliverer({ connection: opts.connection, logger: opts.logger });
   }
 
 
@@ -96,10 +98,10 @@ export class Router {
     const users = [...new Set(audiences.flat())];
     const listed = await this.opts.connection.listSessions({ userIds: users });
     const sessions = new Map<string, Session[]>(listed.users.map((u) => [u.userId, u.sessions]));
-    const perEdge = new Map<string, EdgeDelivery[]>();
-    const pushes: { userId: string; message: Message; trace: Context }[] = [];
+    const byId = new Map(listed.users.flatMap((u) => u.sessions.map((s) => [s.sessionId, s] as const)));
+    const perEdge = new Map<string, TracedDelivery[]>();
     const active = context.active();
-    for (const [i, item] of items.entries()) {
+    const plans: Fanout[] = items.map((item, i) => {
       const plan = fanout(audiences[i] ?? [], sessions, item.sender);
       const trace = item.trace ?? active;
       for (const [edgeId, sessionIds] of plan.byEdge) {
@@ -107,9 +109,31 @@ export class Router {
         if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event, trace }]);
         else list.push({ sessionIds, event: item.event, trace });
       }
-      if (item.pushFor !== undefined) for (const userId of plan.offline) pushes.push({ userId, message: item.pushFor, trace });
+      return plan;
+    });
+    // Each edge's deliveries in a span that is a child of the first event's trace and links to the
+    // other events' (still one batched Deliver per edge): each message's trace reaches the edge.
+    const outcomes = await Promise.all(
+      [...perEdge].map(([edgeId, deliveries]) =>
+        withSpanFor(`deliver ${deliveries.length} events to edge`, deliveries.map((d) => d.trace), () => this.deliverer.deliver(edgeId, deliveries, byId), {
+          "chat.edge_id": edgeId,
+          "chat.deliveries": deliveries.length,
+        }),
+      ),
+    );
+    const missed = new Set<string>();
+    for (const o of outcomes) {
+      this.stats.deliveries += o.delivered;
+      this.metrics.deliveries.add(o.delivered);
+      if (o.reached) for (const id of o.gone) missed.add(id);
+      else for (const d of perEdge.get(o.edgeId) ?? []) for (const id of d.sessionIds) missed.add(id);
     }
-    await Promise.all([...perEdge].map(([edgeId, deliveries]) => this.deliver(edgeId, deliveries, sessions)));
+    const pushes: { userId: string; message: Message; trace: Context }[] = [];
+    for (const [i, item] of items.entries()) {
+      const plan = plans[i];
+      if (item.pushFor === undefined || plan === undefined) continue;
+      for (const userId of unreached(plan, missed)) pushes.push({ userId, message: item.pushFor, trace: item.trace ?? active });
+    }
     if (pushes.length > 0) {
       // Each push request carries the trace of the message it is about.
       await this.opts.bus.publish(
@@ -122,38 +146,6 @@ export class Router {
       );
       this.stats.pushRequests += pushes.length;
       this.metrics.pushRequests.add(pushes.length);
-    }
-  }
-
-  /**
-   * The deliveries to one edge, in a span that is a child of the first event's trace and links to
-   * the other events' (still one batched Deliver per edge): each message's trace reaches the edge.
-   */
-  private deliver(edgeId: string, deliveries: EdgeDelivery[], sessions: Map<string, Session[]>): Promise<void> {
-    return withSpanFor(`deliver ${deliveries.length} events to edge`, deliveries.map((d) => d.trace), () => this.deliverNow(edgeId, deliveries, sessions), {
-      "chat.edge_id": edgeId,
-      "chat.deliveries": deliveries.length,
-    });
-  }
-
-  private async deliverNow(edgeId: string, deliveries: EdgeDelivery[], sessions: Map<string, Session[]>): Promise<void> {
-    const address = await this.edgeAddress(edgeId);
-    if (address === undefined) {
-      this.opts.logger.warn({ edgeId }, "sessions on an edge that is not registered; they expire with it");
-      return;
-    }
-    const edge = peerClient(EdgeService, address);
-    const gone = new Set<string>();
-    // In order, one request after another: the edge writes them in the order given.
-    for (const request of deliverRequests(deliveries)) {
-      const r = await edge.deliver(request);
-      this.stats.deliveries += r.delivered;
-      this.metrics.deliveries.add(r.delivered);
-      for (const id of r.goneSessionIds) gone.add(id);
-    }
-    if (gone.size > 0) {
-      const stale = [...sessions.values()].flat().filter((s) => gone.has(s.sessionId));
-      await this.opts.connection.unregisterSessions({ sessions: stale });
     }
   }
 
@@ -195,13 +187,5 @@ export class Router {
       this.opts.logger.warn({ conversationId }, "event for an unknown conversation: nothing to deliver");
       return { ids: new Set(), seq: 0 };
     }
-  }
-
-  private async edgeAddress(edgeId: string): Promise<string | undefined> {
-    const load = async () => new Map((await this.opts.connection.listEdges({})).edges.map((e) => [e.edgeId, e.grpcAddress]));
-    const known = await this.edges.get("all", load);
-    if (known.has(edgeId)) return known.get(edgeId);
-    this.edges.clear(); // a new edge: look again once
-    return (await this.edges.get("all", load)).get(edgeId);
   }
 }

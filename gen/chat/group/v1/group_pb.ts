@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/group/v1/group.proto.
  */
 export const file_chat_group_v1_group: GenFile = /*@__PURE__*/
-  fileDesc("ChljaGF0L2dyb3VwL3YxL2dyb3VwLnByb3RvEg1jaGF0Lmdyb3VwLnYxIsIBChBDb252ZXJzYXRpb25JbmZvEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIrCgR0eXBlGAIgASgOMh0uY2hhdC5hcGkudjEuQ29udmVyc2F0aW9uVHlwZRINCgV0aXRsZRgDIAEoCRIUCgxtZW1iZXJfY291bnQYBCABKA0SFAoMbWVtYmVyX2xpbWl0GAUgASgNEhUKDWNyZWF0ZWRfYXRfbXMYBiABKAMSFgoObWVtYmVyc2hpcF9zZXEYByABKAQimQEKCk1lbWJlcnNoaXASFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmNoYXQuYXBpLnYxLlJvbGUSDgoGbWVtYmVyGAQgASgIEhgKEHZpc2libGVfZnJvbV9zZXEYBSABKAQSFgoOcmVtb3ZlZF9hdF9zZXEYBiABKAQiYAokR2V0T3JDcmVhdGVEaXJlY3RDb252ZXJzYXRpb25SZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESGwoHcGVlcl9pZBgCIAEoCUIKukgHcgUQARiAASJvCiVHZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlc3BvbnNlEjUKDGNvbnZlcnNhdGlvbhgBIAEoCzIfLmNoYXQuZ3JvdXAudjEuQ29udmVyc2F0aW9uSW5mbxIPCgdjcmVhdGVkGAIgASgIIpIBChJDcmVhdGVHcm91cFJlcXVlc3QSHgoKY3JlYXRvcl9pZBgBIAEoCUIKukgHcgUQARiAARIZCgV0aXRsZRgCIAEoCUIKukgHcgUQARjIARIdCgptZW1iZXJfaWRzGAMgAygJQgm6SAaSAQMQgAgSIgoRY2xpZW50X3JlcXVlc3RfaWQYBCABKAlCB7pIBHICGEAiTAoTQ3JlYXRlR3JvdXBSZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iPAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIiCg9jb252ZXJzYXRpb25faWQYASABKAlCCbpIBnIEEAEYQCJQChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iVwoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAASJ9ChVHZXRNZW1iZXJzaGlwUmVzcG9uc2USLQoKbWVtYmVyc2hpcBgBIAEoCzIZLmNoYXQuZ3JvdXAudjEuTWVtYmVyc2hpcBI1Cgxjb252ZXJzYXRpb24YAiABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8icwoSTGlzdE1lbWJlcnNSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYgAgSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIibAoTTGlzdE1lbWJlcnNSZXNwb25zZRIkCgdtZW1iZXJzGAEgAygLMhMuY2hhdC5hcGkudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIWCg5tZW1iZXJzaGlwX3NlcRgDIAEoBCKQAQocTGlzdFVzZXJDb252ZXJzYXRpb25zUmVxdWVzdBIbCgd1c2VyX2lkGAEgASgJQgq6SAdyBRABGIABEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAISGAoQbWluX21lbWJlcl9jb3VudBgEIAEoDSJzCh1MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXNwb25zZRI5CgttZW1iZXJzaGlwcxgBIAMoCzIkLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ0ChFBZGRNZW1iZXJzUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQBIdCgh1c2VyX2lkcxgDIAMoCUILukgIkgEFCAEQgAgiQgoSQWRkTWVtYmVyc1Jlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSJ0ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EhwKCGFjdG9yX2lkGAEgASgJQgq6SAdyBRABGIABEiIKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIJukgGcgQQARhAEhsKB3VzZXJfaWQYAyABKAlCCrpIB3IFEAEYgAEiRAoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USLAoOc3lzdGVtX21lc3NhZ2UYASABKAsyFC5jaGF0LmFwaS52MS5NZXNzYWdlInEKElJlbmFtZUdyb3VwUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQBIZCgV0aXRsZRgDIAEoCUIKukgHcgUQARjIASJDChNSZW5hbWVHcm91cFJlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSKiAQoUU2V0TWVtYmVyUm9sZVJlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgDIAEoCUIKukgHcgUQARiAARIrCgRyb2xlGAQgASgOMhEuY2hhdC5hcGkudjEuUm9sZUIKukgHggEEEAEgACJFChVTZXRNZW1iZXJSb2xlUmVzcG9uc2USLAoOc3lzdGVtX21lc3NhZ2UYASABKAsyFC5jaGF0LmFwaS52MS5NZXNzYWdlIlYKEkRlbGV0ZUdyb3VwUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQCIVChNEZWxldGVHcm91cFJlc3BvbnNlMq0ICgxHcm91cFNlcnZpY2USigEKHUdldE9yQ3JlYXRlRGlyZWN0Q29udmVyc2F0aW9uEjMuY2hhdC5ncm91cC52MS5HZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlcXVlc3QaNC5jaGF0Lmdyb3VwLnYxLkdldE9yQ3JlYXRlRGlyZWN0Q29udmVyc2F0aW9uUmVzcG9uc2USVAoLQ3JlYXRlR3JvdXASIS5jaGF0Lmdyb3VwLnYxLkNyZWF0ZUdyb3VwUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuQ3JlYXRlR3JvdXBSZXNwb25zZRJgCg9HZXRDb252ZXJzYXRpb24SJS5jaGF0Lmdyb3VwLnYxLkdldENvbnZlcnNhdGlvblJlcXVlc3QaJi5jaGF0Lmdyb3VwLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlEloKDUdldE1lbWJlcnNoaXASIy5jaGF0Lmdyb3VwLnYxLkdldE1lbWJlcnNoaXBSZXF1ZXN0GiQuY2hhdC5ncm91cC52MS5HZXRNZW1iZXJzaGlwUmVzcG9uc2USVAoLTGlzdE1lbWJlcnMSIS5jaGF0Lmdyb3VwLnYxLkxpc3RNZW1iZXJzUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJyChVMaXN0VXNlckNvbnZlcnNhdGlvbnMSKy5jaGF0Lmdyb3VwLnYxLkxpc3RVc2VyQ29udmVyc2F0aW9uc1JlcXVlc3QaLC5jaGF0Lmdyb3VwLnYxLkxpc3RVc2VyQ29udmVyc2F0aW9uc1Jlc3BvbnNlElEKCkFkZE1lbWJlcnMSIC5jaGF0Lmdyb3VwLnYxLkFkZE1lbWJlcnNSZXF1ZXN0GiEuY2hhdC5ncm91cC52MS5BZGRNZW1iZXJzUmVzcG9uc2USVwoMUmVtb3ZlTWVtYmVyEiIuY2hhdC5ncm91cC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiMuY2hhdC5ncm91cC52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJUCgtSZW5hbWVHcm91cBIhLmNoYXQuZ3JvdXAudjEuUmVuYW1lR3JvdXBSZXF1ZXN0GiIuY2hhdC5ncm91cC52MS5SZW5hbWVHcm91cFJlc3BvbnNlEloKDVNldE1lbWJlclJvbGUSIy5jaGF0Lmdyb3VwLnYxLlNldE1lbWJlclJvbGVSZXF1ZXN0GiQuY2hhdC5ncm91cC52MS5TZXRNZW1iZXJSb2xlUmVzcG9uc2USVAoLRGVsZXRlR3JvdXASIS5jaGF0Lmdyb3VwLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuRGVsZXRlR3JvdXBSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_enums, file_chat_api_v1_model]);
+  fileDesc("ChljaGF0L2dyb3VwL3YxL2dyb3VwLnByb3RvEg1jaGF0Lmdyb3VwLnYxIsIBChBDb252ZXJzYXRpb25JbmZvEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIrCgR0eXBlGAIgASgOMh0uY2hhdC5hcGkudjEuQ29udmVyc2F0aW9uVHlwZRINCgV0aXRsZRgDIAEoCRIUCgxtZW1iZXJfY291bnQYBCABKA0SFAoMbWVtYmVyX2xpbWl0GAUgASgNEhUKDWNyZWF0ZWRfYXRfbXMYBiABKAMSFgoObWVtYmVyc2hpcF9zZXEYByABKAQimQEKCk1lbWJlcnNoaXASFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmNoYXQuYXBpLnYxLlJvbGUSDgoGbWVtYmVyGAQgASgIEhgKEHZpc2libGVfZnJvbV9zZXEYBSABKAQSFgoOcmVtb3ZlZF9hdF9zZXEYBiABKAQiYAokR2V0T3JDcmVhdGVEaXJlY3RDb252ZXJzYXRpb25SZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESGwoHcGVlcl9pZBgCIAEoCUIKukgHcgUQARiAASJvCiVHZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlc3BvbnNlEjUKDGNvbnZlcnNhdGlvbhgBIAEoCzIfLmNoYXQuZ3JvdXAudjEuQ29udmVyc2F0aW9uSW5mbxIPCgdjcmVhdGVkGAIgASgIIpIBChJDcmVhdGVHcm91cFJlcXVlc3QSHgoKY3JlYXRvcl9pZBgBIAEoCUIKukgHcgUQARiAARIZCgV0aXRsZRgCIAEoCUIKukgHcgUQARjIARIdCgptZW1iZXJfaWRzGAMgAygJQgm6SAaSAQMQgAgSIgoRY2xpZW50X3JlcXVlc3RfaWQYBCABKAlCB7pIBHICGEAiTAoTQ3JlYXRlR3JvdXBSZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iPAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIiCg9jb252ZXJzYXRpb25faWQYASABKAlCCbpIBnIEEAEYQCJQChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iVwoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAASJ9ChVHZXRNZW1iZXJzaGlwUmVzcG9uc2USLQoKbWVtYmVyc2hpcBgBIAEoCzIZLmNoYXQuZ3JvdXAudjEuTWVtYmVyc2hpcBI1Cgxjb252ZXJzYXRpb24YAiABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8icwoSTGlzdE1lbWJlcnNSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYgAgSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIibAoTTGlzdE1lbWJlcnNSZXNwb25zZRIkCgdtZW1iZXJzGAEgAygLMhMuY2hhdC5hcGkudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIWCg5tZW1iZXJzaGlwX3NlcRgDIAEoBCKQAQocTGlzdFVzZXJDb252ZXJzYXRpb25zUmVxdWVzdBIbCgd1c2VyX2lkGAEgASgJQgq6SAdyBRABGIABEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAISGAoQbWluX21lbWJlcl9jb3VudBgEIAEoDSJzCh1MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXNwb25zZRI5CgttZW1iZXJzaGlwcxgBIAMoCzIkLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJgChVGaWx0ZXJDb250YWN0c1JlcXVlc3QSGwoHdXNlcl9pZBgBIAEoCUIKukgHcgUQARiAARIqCg5vdGhlcl91c2VyX2lkcxgCIAMoCUISukgPkgEMEOgHIgdyBRABGIABIi0KFkZpbHRlckNvbnRhY3RzUmVzcG9uc2USEwoLY29udGFjdF9pZHMYASADKAkidAoRQWRkTWVtYmVyc1JlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEASHQoIdXNlcl9pZHMYAyADKAlCC7pICJIBBQgBEIAIIkIKEkFkZE1lbWJlcnNSZXNwb25zZRIsCg5zeXN0ZW1fbWVzc2FnZRgBIAEoCzIULmNoYXQuYXBpLnYxLk1lc3NhZ2UidAoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQBIbCgd1c2VyX2lkGAMgASgJQgq6SAdyBRABGIABIkQKFFJlbW92ZU1lbWJlclJlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSJxChJSZW5hbWVHcm91cFJlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEASGQoFdGl0bGUYAyABKAlCCrpIB3IFEAEYyAEiQwoTUmVuYW1lR3JvdXBSZXNwb25zZRIsCg5zeXN0ZW1fbWVzc2FnZRgBIAEoCzIULmNoYXQuYXBpLnYxLk1lc3NhZ2UiogEKFFNldE1lbWJlclJvbGVSZXF1ZXN0EhwKCGFjdG9yX2lkGAEgASgJQgq6SAdyBRABGIABEiIKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIJukgGcgQQARhAEhsKB3VzZXJfaWQYAyABKAlCCrpIB3IFEAEYgAESKwoEcm9sZRgEIAEoDjIRLmNoYXQuYXBpLnYxLlJvbGVCCrpIB4IBBBABIAAiRQoVU2V0TWVtYmVyUm9sZVJlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSJWChJEZWxldGVHcm91cFJlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEAiFQoTRGVsZXRlR3JvdXBSZXNwb25zZTKMCQoMR3JvdXBTZXJ2aWNlEooBCh1HZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvbhIzLmNoYXQuZ3JvdXAudjEuR2V0T3JDcmVhdGVEaXJlY3RDb252ZXJzYXRpb25SZXF1ZXN0GjQuY2hhdC5ncm91cC52MS5HZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlc3BvbnNlElQKC0NyZWF0ZUdyb3VwEiEuY2hhdC5ncm91cC52MS5DcmVhdGVHcm91cFJlcXVlc3QaIi5jaGF0Lmdyb3VwLnYxLkNyZWF0ZUdyb3VwUmVzcG9uc2USYAoPR2V0Q29udmVyc2F0aW9uEiUuY2hhdC5ncm91cC52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GiYuY2hhdC5ncm91cC52MS5HZXRDb252ZXJzYXRpb25SZXNwb25zZRJaCg1HZXRNZW1iZXJzaGlwEiMuY2hhdC5ncm91cC52MS5HZXRNZW1iZXJzaGlwUmVxdWVzdBokLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlElQKC0xpc3RNZW1iZXJzEiEuY2hhdC5ncm91cC52MS5MaXN0TWVtYmVyc1JlcXVlc3QaIi5jaGF0Lmdyb3VwLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UScgoVTGlzdFVzZXJDb252ZXJzYXRpb25zEisuY2hhdC5ncm91cC52MS5MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXF1ZXN0GiwuY2hhdC5ncm91cC52MS5MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXNwb25zZRJdCg5GaWx0ZXJDb250YWN0cxIkLmNoYXQuZ3JvdXAudjEuRmlsdGVyQ29udGFjdHNSZXF1ZXN0GiUuY2hhdC5ncm91cC52MS5GaWx0ZXJDb250YWN0c1Jlc3BvbnNlElEKCkFkZE1lbWJlcnMSIC5jaGF0Lmdyb3VwLnYxLkFkZE1lbWJlcnNSZXF1ZXN0GiEuY2hhdC5ncm91cC52MS5BZGRNZW1iZXJzUmVzcG9uc2USVwoMUmVtb3ZlTWVtYmVyEiIuY2hhdC5ncm91cC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiMuY2hhdC5ncm91cC52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJUCgtSZW5hbWVHcm91cBIhLmNoYXQuZ3JvdXAudjEuUmVuYW1lR3JvdXBSZXF1ZXN0GiIuY2hhdC5ncm91cC52MS5SZW5hbWVHcm91cFJlc3BvbnNlEloKDVNldE1lbWJlclJvbGUSIy5jaGF0Lmdyb3VwLnYxLlNldE1lbWJlclJvbGVSZXF1ZXN0GiQuY2hhdC5ncm91cC52MS5TZXRNZW1iZXJSb2xlUmVzcG9uc2USVAoLRGVsZXRlR3JvdXASIS5jaGF0Lmdyb3VwLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuRGVsZXRlR3JvdXBSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_enums, file_chat_api_v1_model]);
 
 /**
  * A conversation as the group service stores it.
@@ -495,6 +495,55 @@ export const ListUserConversationsResponseSchema: GenMessage<ListUserConversatio
   messageDesc(file_chat_group_v1_group, 13);
 
 /**
+ * Request of GroupService.FilterContacts.
+ *
+ * @generated from message chat.group.v1.FilterContactsRequest
+ */
+export type FilterContactsRequest = Message<"chat.group.v1.FilterContactsRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The users to check.
+   *
+   * @generated from field: repeated string other_user_ids = 2;
+   */
+  otherUserIds: string[];
+};
+
+/**
+ * Describes the message chat.group.v1.FilterContactsRequest.
+ * Use `create(FilterContactsRequestSchema)` to create a new message.
+ */
+export const FilterContactsRequestSchema: GenMessage<FilterContactsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_group_v1_group, 14);
+
+/**
+ * Response of GroupService.FilterContacts.
+ *
+ * @generated from message chat.group.v1.FilterContactsResponse
+ */
+export type FilterContactsResponse = Message<"chat.group.v1.FilterContactsResponse"> & {
+  /**
+   * Those of other_user_ids that share a conversation with the user.
+   *
+   * @generated from field: repeated string contact_ids = 1;
+   */
+  contactIds: string[];
+};
+
+/**
+ * Describes the message chat.group.v1.FilterContactsResponse.
+ * Use `create(FilterContactsResponseSchema)` to create a new message.
+ */
+export const FilterContactsResponseSchema: GenMessage<FilterContactsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_group_v1_group, 15);
+
+/**
  * Request of GroupService.AddMembers.
  *
  * @generated from message chat.group.v1.AddMembersRequest
@@ -527,7 +576,7 @@ export type AddMembersRequest = Message<"chat.group.v1.AddMembersRequest"> & {
  * Use `create(AddMembersRequestSchema)` to create a new message.
  */
 export const AddMembersRequestSchema: GenMessage<AddMembersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 14);
+  messageDesc(file_chat_group_v1_group, 16);
 
 /**
  * Response of GroupService.AddMembers.
@@ -548,7 +597,7 @@ export type AddMembersResponse = Message<"chat.group.v1.AddMembersResponse"> & {
  * Use `create(AddMembersResponseSchema)` to create a new message.
  */
 export const AddMembersResponseSchema: GenMessage<AddMembersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 15);
+  messageDesc(file_chat_group_v1_group, 17);
 
 /**
  * Request of GroupService.RemoveMember.
@@ -583,7 +632,7 @@ export type RemoveMemberRequest = Message<"chat.group.v1.RemoveMemberRequest"> &
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 16);
+  messageDesc(file_chat_group_v1_group, 18);
 
 /**
  * Response of GroupService.RemoveMember.
@@ -604,7 +653,7 @@ export type RemoveMemberResponse = Message<"chat.group.v1.RemoveMemberResponse">
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 17);
+  messageDesc(file_chat_group_v1_group, 19);
 
 /**
  * Request of GroupService.RenameGroup.
@@ -639,7 +688,7 @@ export type RenameGroupRequest = Message<"chat.group.v1.RenameGroupRequest"> & {
  * Use `create(RenameGroupRequestSchema)` to create a new message.
  */
 export const RenameGroupRequestSchema: GenMessage<RenameGroupRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 18);
+  messageDesc(file_chat_group_v1_group, 20);
 
 /**
  * Response of GroupService.RenameGroup.
@@ -660,7 +709,7 @@ export type RenameGroupResponse = Message<"chat.group.v1.RenameGroupResponse"> &
  * Use `create(RenameGroupResponseSchema)` to create a new message.
  */
 export const RenameGroupResponseSchema: GenMessage<RenameGroupResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 19);
+  messageDesc(file_chat_group_v1_group, 21);
 
 /**
  * Request of GroupService.SetMemberRole.
@@ -702,7 +751,7 @@ export type SetMemberRoleRequest = Message<"chat.group.v1.SetMemberRoleRequest">
  * Use `create(SetMemberRoleRequestSchema)` to create a new message.
  */
 export const SetMemberRoleRequestSchema: GenMessage<SetMemberRoleRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 20);
+  messageDesc(file_chat_group_v1_group, 22);
 
 /**
  * Response of GroupService.SetMemberRole.
@@ -723,7 +772,7 @@ export type SetMemberRoleResponse = Message<"chat.group.v1.SetMemberRoleResponse
  * Use `create(SetMemberRoleResponseSchema)` to create a new message.
  */
 export const SetMemberRoleResponseSchema: GenMessage<SetMemberRoleResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 21);
+  messageDesc(file_chat_group_v1_group, 23);
 
 /**
  * Request of GroupService.DeleteGroup.
@@ -751,7 +800,7 @@ export type DeleteGroupRequest = Message<"chat.group.v1.DeleteGroupRequest"> & {
  * Use `create(DeleteGroupRequestSchema)` to create a new message.
  */
 export const DeleteGroupRequestSchema: GenMessage<DeleteGroupRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 22);
+  messageDesc(file_chat_group_v1_group, 24);
 
 /**
  * Response of GroupService.DeleteGroup.
@@ -766,7 +815,7 @@ export type DeleteGroupResponse = Message<"chat.group.v1.DeleteGroupResponse"> &
  * Use `create(DeleteGroupResponseSchema)` to create a new message.
  */
 export const DeleteGroupResponseSchema: GenMessage<DeleteGroupResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 23);
+  messageDesc(file_chat_group_v1_group, 25);
 
 /**
  * GroupService owns users, conversations, memberships, roles and limits (PostgreSQL).
@@ -835,6 +884,17 @@ export const GroupService: GenService<{
     methodKind: "unary";
     input: typeof ListUserConversationsRequestSchema;
     output: typeof ListUserConversationsResponseSchema;
+  },
+  /**
+   * Returns which of the given users share at least one conversation with a user, both as current
+   * members (the presence service's privacy rule: only contacts see each other's presence).
+   *
+   * @generated from rpc chat.group.v1.GroupService.FilterContacts
+   */
+  filterContacts: {
+    methodKind: "unary";
+    input: typeof FilterContactsRequestSchema;
+    output: typeof FilterContactsResponseSchema;
   },
   /**
    * Adds members (admins and owner only; member cap enforced).

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/presence/v1/presence.proto.
  */
 export const file_chat_presence_v1_presence: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jaGF0L3ByZXNlbmNlL3YxL3ByZXNlbmNlLnByb3RvEhBjaGF0LnByZXNlbmNlLnYxIkwKDkRldmljZVByZXNlbmNlEhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESHQoJZGV2aWNlX2lkGAIgASgJQgq6SAdyBRABGIABIm4KEEhlYXJ0YmVhdFJlcXVlc3QSGwoHZWRnZV9pZBgBIAEoCUIKukgHcgUQARiAARI9CgdkZXZpY2VzGAIgAygLMiAuY2hhdC5wcmVzZW5jZS52MS5EZXZpY2VQcmVzZW5jZUIKukgHkgEEEKCNBiIjChFIZWFydGJlYXRSZXNwb25zZRIOCgZ0dGxfbXMYASABKA0iUgoRRGlzY29ubmVjdFJlcXVlc3QSPQoHZGV2aWNlcxgBIAMoCzIgLmNoYXQucHJlc2VuY2UudjEuRGV2aWNlUHJlc2VuY2VCCrpIB5IBBBCgjQYiFAoSRGlzY29ubmVjdFJlc3BvbnNlIlIKEkdldFByZXNlbmNlUmVxdWVzdBIdCgl2aWV3ZXJfaWQYASABKAlCCrpIB3IFEAEYgAESHQoIdXNlcl9pZHMYAiADKAlCC7pICJIBBQgBEOgHIj8KE0dldFByZXNlbmNlUmVzcG9uc2USKAoJcHJlc2VuY2VzGAEgAygLMhUuY2hhdC5hcGkudjEuUHJlc2VuY2UiVAoUV2F0Y2hQcmVzZW5jZVJlcXVlc3QSHQoJdmlld2VyX2lkGAEgASgJQgq6SAdyBRABGIABEh0KCHVzZXJfaWRzGAIgAygJQgu6SAiSAQUIARDoByJAChVXYXRjaFByZXNlbmNlUmVzcG9uc2USJwoIcHJlc2VuY2UYASABKAsyFS5jaGF0LmFwaS52MS5QcmVzZW5jZSJTChxVcGRhdGVQcml2YWN5U2V0dGluZ3NSZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESFgoOc2hvd19sYXN0X3NlZW4YAiABKAgiHwodVXBkYXRlUHJpdmFjeVNldHRpbmdzUmVzcG9uc2UigAEKEFNldFR5cGluZ1JlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAARIbCglkZXZpY2VfaWQYAyABKAlCCLpIBXIDGIABEg4KBnR5cGluZxgEIAEoCCITChFTZXRUeXBpbmdSZXNwb25zZTLQBAoPUHJlc2VuY2VTZXJ2aWNlElQKCUhlYXJ0YmVhdBIiLmNoYXQucHJlc2VuY2UudjEuSGVhcnRiZWF0UmVxdWVzdBojLmNoYXQucHJlc2VuY2UudjEuSGVhcnRiZWF0UmVzcG9uc2USVwoKRGlzY29ubmVjdBIjLmNoYXQucHJlc2VuY2UudjEuRGlzY29ubmVjdFJlcXVlc3QaJC5jaGF0LnByZXNlbmNlLnYxLkRpc2Nvbm5lY3RSZXNwb25zZRJaCgtHZXRQcmVzZW5jZRIkLmNoYXQucHJlc2VuY2UudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GiUuY2hhdC5wcmVzZW5jZS52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEmIKDVdhdGNoUHJlc2VuY2USJi5jaGF0LnByZXNlbmNlLnYxLldhdGNoUHJlc2VuY2VSZXF1ZXN0GicuY2hhdC5wcmVzZW5jZS52MS5XYXRjaFByZXNlbmNlUmVzcG9uc2UwARJ4ChVVcGRhdGVQcml2YWN5U2V0dGluZ3MSLi5jaGF0LnByZXNlbmNlLnYxLlVwZGF0ZVByaXZhY3lTZXR0aW5nc1JlcXVlc3QaLy5jaGF0LnByZXNlbmNlLnYxLlVwZGF0ZVByaXZhY3lTZXR0aW5nc1Jlc3BvbnNlElQKCVNldFR5cGluZxIiLmNoYXQucHJlc2VuY2UudjEuU2V0VHlwaW5nUmVxdWVzdBojLmNoYXQucHJlc2VuY2UudjEuU2V0VHlwaW5nUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_chat_api_v1_model]);
+  fileDesc("Ch9jaGF0L3ByZXNlbmNlL3YxL3ByZXNlbmNlLnByb3RvEhBjaGF0LnByZXNlbmNlLnYxImQKDkRldmljZVByZXNlbmNlEhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESHQoJZGV2aWNlX2lkGAIgASgJQgq6SAdyBRABGIABEhYKDmxhc3RfYWN0aXZlX21zGAMgASgDIm4KEEhlYXJ0YmVhdFJlcXVlc3QSGwoHZWRnZV9pZBgBIAEoCUIKukgHcgUQARiAARI9CgdkZXZpY2VzGAIgAygLMiAuY2hhdC5wcmVzZW5jZS52MS5EZXZpY2VQcmVzZW5jZUIKukgHkgEEEKCNBiIjChFIZWFydGJlYXRSZXNwb25zZRIOCgZ0dGxfbXMYASABKA0ibwoRRGlzY29ubmVjdFJlcXVlc3QSPQoHZGV2aWNlcxgBIAMoCzIgLmNoYXQucHJlc2VuY2UudjEuRGV2aWNlUHJlc2VuY2VCCrpIB5IBBBCgjQYSGwoHZWRnZV9pZBgCIAEoCUIKukgHcgUQARiAASIUChJEaXNjb25uZWN0UmVzcG9uc2UiUgoSR2V0UHJlc2VuY2VSZXF1ZXN0Eh0KCXZpZXdlcl9pZBgBIAEoCUIKukgHcgUQARiAARIdCgh1c2VyX2lkcxgCIAMoCUILukgIkgEFCAEQ6AciPwoTR2V0UHJlc2VuY2VSZXNwb25zZRIoCglwcmVzZW5jZXMYASADKAsyFS5jaGF0LmFwaS52MS5QcmVzZW5jZSJ8ChRXYXRjaFByZXNlbmNlUmVxdWVzdBIdCgl2aWV3ZXJfaWQYASABKAlCCrpIB3IFEAEYgAESHQoJZGV2aWNlX2lkGAMgASgJQgq6SAdyBRABGIABEiYKCHVzZXJfaWRzGAIgAygJQhS6SBGSAQ4IARDoByIHcgUQARiAASJBChVXYXRjaFByZXNlbmNlUmVzcG9uc2USKAoJcHJlc2VuY2VzGAEgAygLMhUuY2hhdC5hcGkudjEuUHJlc2VuY2UidQoWVW53YXRjaFByZXNlbmNlUmVxdWVzdBIdCgl2aWV3ZXJfaWQYASABKAlCCrpIB3IFEAEYgAESHQoJZGV2aWNlX2lkGAIgASgJQgq6SAdyBRABGIABEh0KCHVzZXJfaWRzGAMgAygJQgu6SAiSAQUIARDoByIZChdVbndhdGNoUHJlc2VuY2VSZXNwb25zZSJTChxVcGRhdGVQcml2YWN5U2V0dGluZ3NSZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESFgoOc2hvd19sYXN0X3NlZW4YAiABKAgiHwodVXBkYXRlUHJpdmFjeVNldHRpbmdzUmVzcG9uc2UigAEKEFNldFR5cGluZ1JlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAARIbCglkZXZpY2VfaWQYAyABKAlCCLpIBXIDGIABEg4KBnR5cGluZxgEIAEoCCITChFTZXRUeXBpbmdSZXNwb25zZTK2BQoPUHJlc2VuY2VTZXJ2aWNlElQKCUhlYXJ0YmVhdBIiLmNoYXQucHJlc2VuY2UudjEuSGVhcnRiZWF0UmVxdWVzdBojLmNoYXQucHJlc2VuY2UudjEuSGVhcnRiZWF0UmVzcG9uc2USVwoKRGlzY29ubmVjdBIjLmNoYXQucHJlc2VuY2UudjEuRGlzY29ubmVjdFJlcXVlc3QaJC5jaGF0LnByZXNlbmNlLnYxLkRpc2Nvbm5lY3RSZXNwb25zZRJaCgtHZXRQcmVzZW5jZRIkLmNoYXQucHJlc2VuY2UudjEuR2V0UHJlc2VuY2VSZXF1ZXN0GiUuY2hhdC5wcmVzZW5jZS52MS5HZXRQcmVzZW5jZVJlc3BvbnNlEmAKDVdhdGNoUHJlc2VuY2USJi5jaGF0LnByZXNlbmNlLnYxLldhdGNoUHJlc2VuY2VSZXF1ZXN0GicuY2hhdC5wcmVzZW5jZS52MS5XYXRjaFByZXNlbmNlUmVzcG9uc2USZgoPVW53YXRjaFByZXNlbmNlEiguY2hhdC5wcmVzZW5jZS52MS5VbndhdGNoUHJlc2VuY2VSZXF1ZXN0GikuY2hhdC5wcmVzZW5jZS52MS5VbndhdGNoUHJlc2VuY2VSZXNwb25zZRJ4ChVVcGRhdGVQcml2YWN5U2V0dGluZ3MSLi5jaGF0LnByZXNlbmNlLnYxLlVwZGF0ZVByaXZhY3lTZXR0aW5nc1JlcXVlc3QaLy5jaGF0LnByZXNlbmNlLnYxLlVwZGF0ZVByaXZhY3lTZXR0aW5nc1Jlc3BvbnNlElQKCVNldFR5cGluZxIiLmNoYXQucHJlc2VuY2UudjEuU2V0VHlwaW5nUmVxdWVzdBojLmNoYXQucHJlc2VuY2UudjEuU2V0VHlwaW5nUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_chat_api_v1_model]);
 
 /**
  * One live device seen by an edge.
@@ -34,6 +34,14 @@ export type DevicePresence = Message<"chat.presence.v1.DevicePresence"> & {
    * @generated from field: string device_id = 2;
    */
   deviceId: string;
+
+  /**
+   * Disconnect only: when the device was last heard from (its last frame or pong), Unix
+   * milliseconds; it becomes the user's last seen. 0 means now.
+   *
+   * @generated from field: int64 last_active_ms = 3;
+   */
+  lastActiveMs: bigint;
 };
 
 /**
@@ -104,6 +112,13 @@ export type DisconnectRequest = Message<"chat.presence.v1.DisconnectRequest"> & 
    * @generated from field: repeated chat.presence.v1.DevicePresence devices = 1;
    */
   devices: DevicePresence[];
+
+  /**
+   * The edge they were connected to (the same device may be live on another edge while it moves).
+   *
+   * @generated from field: string edge_id = 2;
+   */
+  edgeId: string;
 };
 
 /**
@@ -191,6 +206,13 @@ export type WatchPresenceRequest = Message<"chat.presence.v1.WatchPresenceReques
   viewerId: string;
 
   /**
+   * The watching device: changes go to its live sessions.
+   *
+   * @generated from field: string device_id = 3;
+   */
+  deviceId: string;
+
+  /**
    * Whom.
    *
    * @generated from field: repeated string user_ids = 2;
@@ -206,17 +228,17 @@ export const WatchPresenceRequestSchema: GenMessage<WatchPresenceRequest> = /*@_
   messageDesc(file_chat_presence_v1_presence, 7);
 
 /**
- * Response of PresenceService.WatchPresence: one change.
+ * Response of PresenceService.WatchPresence.
  *
  * @generated from message chat.presence.v1.WatchPresenceResponse
  */
 export type WatchPresenceResponse = Message<"chat.presence.v1.WatchPresenceResponse"> & {
   /**
-   * The new presence.
+   * The current presence of each watched user, in request order.
    *
-   * @generated from field: chat.api.v1.Presence presence = 1;
+   * @generated from field: repeated chat.api.v1.Presence presences = 1;
    */
-  presence?: Presence | undefined;
+  presences: Presence[];
 };
 
 /**
@@ -225,6 +247,56 @@ export type WatchPresenceResponse = Message<"chat.presence.v1.WatchPresenceRespo
  */
 export const WatchPresenceResponseSchema: GenMessage<WatchPresenceResponse> = /*@__PURE__*/
   messageDesc(file_chat_presence_v1_presence, 8);
+
+/**
+ * Request of PresenceService.UnwatchPresence.
+ *
+ * @generated from message chat.presence.v1.UnwatchPresenceRequest
+ */
+export type UnwatchPresenceRequest = Message<"chat.presence.v1.UnwatchPresenceRequest"> & {
+  /**
+   * Who watches.
+   *
+   * @generated from field: string viewer_id = 1;
+   */
+  viewerId: string;
+
+  /**
+   * The watching device.
+   *
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * Users to stop watching.
+   *
+   * @generated from field: repeated string user_ids = 3;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message chat.presence.v1.UnwatchPresenceRequest.
+ * Use `create(UnwatchPresenceRequestSchema)` to create a new message.
+ */
+export const UnwatchPresenceRequestSchema: GenMessage<UnwatchPresenceRequest> = /*@__PURE__*/
+  messageDesc(file_chat_presence_v1_presence, 9);
+
+/**
+ * Response of PresenceService.UnwatchPresence.
+ *
+ * @generated from message chat.presence.v1.UnwatchPresenceResponse
+ */
+export type UnwatchPresenceResponse = Message<"chat.presence.v1.UnwatchPresenceResponse"> & {
+};
+
+/**
+ * Describes the message chat.presence.v1.UnwatchPresenceResponse.
+ * Use `create(UnwatchPresenceResponseSchema)` to create a new message.
+ */
+export const UnwatchPresenceResponseSchema: GenMessage<UnwatchPresenceResponse> = /*@__PURE__*/
+  messageDesc(file_chat_presence_v1_presence, 10);
 
 /**
  * Request of PresenceService.UpdatePrivacySettings.
@@ -252,7 +324,7 @@ export type UpdatePrivacySettingsRequest = Message<"chat.presence.v1.UpdatePriva
  * Use `create(UpdatePrivacySettingsRequestSchema)` to create a new message.
  */
 export const UpdatePrivacySettingsRequestSchema: GenMessage<UpdatePrivacySettingsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_presence_v1_presence, 9);
+  messageDesc(file_chat_presence_v1_presence, 11);
 
 /**
  * Response of PresenceService.UpdatePrivacySettings.
@@ -267,7 +339,7 @@ export type UpdatePrivacySettingsResponse = Message<"chat.presence.v1.UpdatePriv
  * Use `create(UpdatePrivacySettingsResponseSchema)` to create a new message.
  */
 export const UpdatePrivacySettingsResponseSchema: GenMessage<UpdatePrivacySettingsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_presence_v1_presence, 10);
+  messageDesc(file_chat_presence_v1_presence, 12);
 
 /**
  * Request of PresenceService.SetTyping.
@@ -309,7 +381,7 @@ export type SetTypingRequest = Message<"chat.presence.v1.SetTypingRequest"> & {
  * Use `create(SetTypingRequestSchema)` to create a new message.
  */
 export const SetTypingRequestSchema: GenMessage<SetTypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat_presence_v1_presence, 11);
+  messageDesc(file_chat_presence_v1_presence, 13);
 
 /**
  * Response of PresenceService.SetTyping.
@@ -324,12 +396,13 @@ export type SetTypingResponse = Message<"chat.presence.v1.SetTypingResponse"> & 
  * Use `create(SetTypingResponseSchema)` to create a new message.
  */
 export const SetTypingResponseSchema: GenMessage<SetTypingResponse> = /*@__PURE__*/
-  messageDesc(file_chat_presence_v1_presence, 12);
+  messageDesc(file_chat_presence_v1_presence, 14);
 
 /**
  * PresenceService owns online / offline / last seen (from the edges' heartbeats), privacy
  * settings, presence subscriptions and typing indicators (ephemeral, never stored). Redis in the
- * cluster mode.
+ * cluster mode. Changes and typing indicators reach the watchers' devices through
+ * EdgeService.Deliver on the edges that hold them (found through the connection service).
  *
  * @generated from service chat.presence.v1.PresenceService
  */
@@ -365,14 +438,26 @@ export const PresenceService: GenService<{
     output: typeof GetPresenceResponseSchema;
   },
   /**
-   * Streams presence changes of the given users as a viewer may see them, starting with their current state.
+   * Subscribes a viewer's device to the presence of users it shares a conversation with (others:
+   * PermissionDenied) and returns their current presence. Every later change is delivered to the
+   * device's live sessions as a PresenceEvent, until UnwatchPresence or until the device disconnects.
    *
    * @generated from rpc chat.presence.v1.PresenceService.WatchPresence
    */
   watchPresence: {
-    methodKind: "server_streaming";
+    methodKind: "unary";
     input: typeof WatchPresenceRequestSchema;
     output: typeof WatchPresenceResponseSchema;
+  },
+  /**
+   * Ends a device's subscriptions to these users.
+   *
+   * @generated from rpc chat.presence.v1.PresenceService.UnwatchPresence
+   */
+  unwatchPresence: {
+    methodKind: "unary";
+    input: typeof UnwatchPresenceRequestSchema;
+    output: typeof UnwatchPresenceResponseSchema;
   },
   /**
    * Stores a user's privacy settings.
@@ -385,7 +470,9 @@ export const PresenceService: GenService<{
     output: typeof UpdatePrivacySettingsResponseSchema;
   },
   /**
-   * Records that a user is typing in a conversation and fans the indicator out.
+   * Records that a user is typing (or stopped) in a conversation and fans the indicator out to the
+   * other members' live devices: PermissionDenied for a non-member, ResourceExhausted past the
+   * sender's rate limit. An indicator not refreshed lapses (a typing=false event follows).
    *
    * @generated from rpc chat.presence.v1.PresenceService.SetTyping
    */

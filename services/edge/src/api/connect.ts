@@ -4,6 +4,8 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SubscribeResponseSchema, SyncRequestSchema, type ChatService, type SubscribeResponse } from "../../../../gen/chat/api/v1/api_pb.js";
 import { EventSchema, type Event } from "../../../../gen/chat/api/v1/events_pb.js";
+import { unavailable } from "../../../../packages/runtime/src/errors.js";
+import type { ConnectionTable } from "../domain/connections.js";
 import type { SessionManager } from "../sessions.js";
 import { callerOf } from "./caller.js";
 import type { Operations, UnaryMethod } from "./operations.js";
@@ -11,7 +13,7 @@ import type { Operations, UnaryMethod } from "./operations.js";
 /** Events waiting for a slow Subscribe reader; past this the stream is ended (the client resyncs). */
 const MAX_PENDING = 10_000;
 
-export function createChatService(ops: Operations, sessions: SessionManager): ServiceImpl<typeof ChatService> {
+export function createChatService(ops: Operations, sessions: SessionManager, table: ConnectionTable): ServiceImpl<typeof ChatService> {
   const unary = Object.fromEntries(
     (Object.keys(ops) as UnaryMethod[]).map((name) => [name, (req: never, ctx: HandlerContext) => (ops[name] as (c: unknown, r: never) => unknown)(callerOf(ctx), req)]),
   ) as unknown as Omit<ServiceImpl<typeof ChatService>, "subscribe">;
@@ -19,6 +21,7 @@ export function createChatService(ops: Operations, sessions: SessionManager): Se
     ...unary,
     async *subscribe(req, ctx): AsyncGenerator<SubscribeResponse> {
       const caller = callerOf(ctx);
+      if (table.draining) throw unavailable("this edge is draining: ask AssignEdge for another");
       const pending: Event[] = [];
       let wake: (() => void) | undefined;
       let ended = false;
@@ -59,7 +62,7 @@ export function createChatService(ops: Operations, sessions: SessionManager): Se
           wake = undefined;
         }
       } finally {
-        await sessions.close(sessionId);
+        sessions.close(sessionId);
       }
     },
   };

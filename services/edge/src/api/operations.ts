@@ -1,7 +1,6 @@
 // The public API's operations, one per ChatService unary method, as the authenticated caller.
 // Both faces of the edge run these same functions: Connect/gRPC calls (api/connect.ts) and
-// WebSocket frames (api/websocket.ts). Each forwards to the service that owns the data; methods
-// whose owner has not implemented them yet answer UNIMPLEMENTED from there.
+// WebSocket frames (api/websocket.ts). Each forwards to the service that owns the data.
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import type { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import { Role } from "../../../../gen/chat/api/v1/enums_pb.js";
@@ -11,7 +10,7 @@ import type { GroupService } from "../../../../gen/chat/group/v1/group_pb.js";
 import type { MessageStoreService } from "../../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { PresenceService } from "../../../../gen/chat/presence/v1/presence_pb.js";
 import type { PushService } from "../../../../gen/chat/push/v1/push_pb.js";
-import { Code, ConnectError, permissionDenied } from "../../../../packages/runtime/src/errors.js";
+import { currentMembership } from "../../../../packages/runtime/src/members.js";
 import { conversationView } from "../domain/views.js";
 import type { Caller } from "./caller.js";
 
@@ -35,17 +34,9 @@ const systemMessage = (r: { systemMessage?: Message | undefined }) => (r.systemM
 export function createOperations({ group, messageStore, connection, presence, push }: Peers): Operations {
   /** The caller's view of one conversation; PermissionDenied when not a member, NotFound when it does not exist. */
   async function view(caller: Caller, conversationId: string, peerId = ""): Promise<Conversation> {
-    let membership;
-    try {
-      membership = await group.getMembership({ conversationId, userId: caller.userId });
-    } catch (err) {
-      if (ConnectError.from(err).code !== Code.NotFound) throw err;
-      await group.getConversation({ conversationId }); // NotFound for an unknown conversation
-      throw permissionDenied(`not a member of ${conversationId}`);
-    }
-    if (membership.membership?.member !== true || membership.conversation === undefined) throw permissionDenied(`not a member of ${conversationId}`);
+    const { membership, conversation } = await currentMembership(group, conversationId, caller.userId);
     const states = await messageStore.getConversationStates({ userId: caller.userId, conversationIds: [conversationId] });
-    return conversationView(membership.conversation, membership.membership, states.states[0], peerId);
+    return conversationView(conversation, membership, states.states[0], peerId);
   }
 
   const activity = (c: Conversation) => Number(c.lastMessage?.serverTime?.seconds ?? c.createdAt?.seconds ?? 0n);
@@ -127,11 +118,13 @@ export function createOperations({ group, messageStore, connection, presence, pu
     async getPresence(caller, req) {
       return { presences: (await presence.getPresence({ viewerId: caller.userId, userIds: req.userIds })).presences };
     },
-    async watchPresence() {
-      throw new ConnectError("presence subscriptions arrive with issue #5", Code.Unimplemented);
+    async watchPresence(caller, req) {
+      const r = await presence.watchPresence({ viewerId: caller.userId, deviceId: caller.deviceId, userIds: req.userIds });
+      return { presences: r.presences };
     },
-    async unwatchPresence() {
-      throw new ConnectError("presence subscriptions arrive with issue #5", Code.Unimplemented);
+    async unwatchPresence(caller, req) {
+      await presence.unwatchPresence({ viewerId: caller.userId, deviceId: caller.deviceId, userIds: req.userIds });
+      return {};
     },
     async updatePrivacySettings(caller, req) {
       await Promise.all([

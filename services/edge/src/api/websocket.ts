@@ -2,7 +2,8 @@
 // parameter or an Authorization header; device in device_id), ClientFrame / ServerFrame in binary
 // protobuf ("chat.v1.proto") or canonical JSON ("chat.v1.json"), ping/pong heartbeats, a frame
 // size limit enforced while reading, and a flood limit. A bad frame gets an error frame; the
-// connection stays usable.
+// connection stays usable. An idle connection costs one small object (WsClient) besides the
+// socket: the event handlers are shared, and the heartbeats are spread over the ping interval.
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
@@ -13,10 +14,12 @@ import { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 import { ServerFrameSchema, type ServerFrame } from "../../../../gen/chat/api/v1/frames_pb.js";
 import type { Logger } from "../../../../packages/runtime/src/log.js";
+import { TokenBucket } from "../../../../packages/runtime/src/rate.js";
 import { tracer } from "../../../../packages/runtime/src/telemetry/index.js";
 import { validateRequest } from "../../../../packages/runtime/src/validation.js";
 import type { Verify } from "../auth/verify.js";
-import { chooseEncoding, decodeClientFrame, encodeServerFrame, errorFrame, FloodLimit, FrameError, type Encoding } from "../domain/frames.js";
+import type { ClientConnection } from "../domain/connections.js";
+import { chooseEncoding, decodeClientFrame, encodeServerFrame, errorFrame, FrameError, type Encoding } from "../domain/frames.js";
 import type { SessionManager } from "../sessions.js";
 import { bearerToken, parseDeviceId, type Caller } from "./caller.js";
 import type { Operations, UnaryMethod } from "./operations.js";
@@ -27,6 +30,7 @@ export interface WebSocketOptions {
   verify: Verify;
   logger: Logger;
   maxFrameBytes: number;
+  /** Each client is pinged once per interval; one that has not answered the previous ping is dropped. */
   pingIntervalMs: number;
   /** Frames per second per connection, and the burst allowed. */
   frameRate: number;
@@ -36,6 +40,9 @@ export interface WebSocketOptions {
   /** True while the edge drains: new clients are sent elsewhere (503). */
   draining: () => boolean;
 }
+
+/** Heartbeat slices per ping interval: each tick pings one slice of the clients. */
+const SLICES = 20;
 
 /**
  * A request frame's SERVER span (a trace of its own, like a Connect call without a traceparent):
@@ -57,6 +64,127 @@ async function inFrameSpan<T>(method: string, fn: () => Promise<T>): Promise<T> 
   }
 }
 
+/** An event's frame in one encoding, encoded once however many connections it goes to. */
+const encodedEvents = new WeakMap<Event, Partial<Record<Encoding, Buffer | string>>>();
+function encodedEvent(event: Event, encoding: Encoding): Buffer | string {
+  let byEncoding = encodedEvents.get(event);
+  if (byEncoding === undefined) encodedEvents.set(event, (byEncoding = {}));
+  return (byEncoding[encoding] ??= encodeServerFrame(create(ServerFrameSchema, { response: { case: "event", value: event } }), encoding));
+}
+
+/** One WebSocket client: what the edge keeps per connection. */
+class WsClient implements ClientConnection {
+  /** Answered the last ping (or said anything) since the previous heartbeat. */
+  alive = true;
+  lastActiveMs = Date.now();
+  /** Registered with the connection service and presence; frames wait until then. */
+  opened: Promise<void> | undefined;
+  readonly flood: TokenBucket;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly caller: Caller,
+    readonly sessionId: string,
+    readonly encoding: Encoding,
+    readonly slice: number,
+    readonly gw: Gateway,
+  ) {
+    this.flood = new TokenBucket(gw.opts.frameRate, gw.opts.frameBurst);
+  }
+
+  get userId(): string {
+    return this.caller.userId;
+  }
+
+  get deviceId(): string {
+    return this.caller.deviceId;
+  }
+
+  send(event: Event): boolean {
+    return this.write(encodedEvent(event, this.encoding));
+  }
+
+  write(data: Buffer | string): boolean {
+    const ws = this.ws;
+    if (ws.readyState !== ws.OPEN) return false;
+    if (ws.bufferedAmount > this.gw.opts.maxBufferedBytes) {
+      ws.close(1013, "too slow: reconnect and resync");
+      return false;
+    }
+    ws.send(data);
+    return true;
+  }
+
+  answer(frame: ServerFrame): void {
+    this.write(encodeServerFrame(frame, this.encoding));
+  }
+
+  drain(reason: string, withinMs: number): void {
+    this.answer(create(ServerFrameSchema, { response: { case: "event", value: { kind: { case: "reconnect", value: { reason, withinMs } } } } }));
+    setTimeout(() => this.ws.close(1012, "edge draining"), withinMs).unref();
+  }
+
+  heartbeat(): void {
+    if (!this.alive) {
+      this.ws.terminate(); // no pong since the last ping: a dead peer
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  async handle(data: Buffer, isBinary: boolean): Promise<void> {
+    this.alive = true;
+    this.lastActiveMs = Date.now();
+    let requestId = 0;
+    try {
+      if (!this.flood.take()) throw new FrameError("too many frames: slow down", Code.ResourceExhausted);
+      const frame = decodeClientFrame(data, isBinary);
+      requestId = frame.requestId;
+      const name = frame.request.case as UnaryMethod;
+      const method = ChatService.method[name];
+      validateRequest(method.input, frame.request.value as never);
+      if (this.opened !== undefined) await this.opened;
+      const result = await inFrameSpan(method.name, () => (this.gw.opts.ops[name] as (c: Caller, r: unknown) => Promise<object>)(this.caller, frame.request.value));
+      this.answer(create(ServerFrameSchema, { requestId, response: { case: name, value: create(method.output, result as never) } as never }));
+    } catch (err) {
+      if (err instanceof FrameError) this.answer(errorFrame(requestId, err.code, err.message));
+      else {
+        const e = ConnectError.from(err);
+        if (e.code === Code.Internal || e.code === Code.Unknown) this.gw.opts.logger.error({ err, userId: this.caller.userId }, "frame failed");
+        this.answer(errorFrame(requestId, e.code, e.rawMessage));
+      }
+    }
+  }
+}
+
+interface Gateway {
+  opts: WebSocketOptions;
+  /** The heartbeat wheel: every client in one slice. */
+  wheel: Set<WsClient>[];
+}
+
+// Listeners shared by every connection (`this` is the socket): no closures per client.
+const clientOf = new WeakMap<WebSocket, WsClient>();
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  void clientOf.get(this)?.handle(data, isBinary);
+}
+function onPong(this: WebSocket): void {
+  const client = clientOf.get(this);
+  if (client === undefined) return;
+  client.alive = true;
+  client.lastActiveMs = Date.now();
+}
+function onClose(this: WebSocket): void {
+  const client = clientOf.get(this);
+  if (client === undefined) return;
+  client.gw.wheel[client.slice]?.delete(client);
+  client.gw.opts.sessions.close(client.sessionId, client.lastActiveMs);
+}
+function onError(this: WebSocket): void {
+  this.terminate();
+}
+
 export function createWebSocketGateway(opts: WebSocketOptions) {
   const wss = new WebSocketServer({
     noServer: true,
@@ -65,19 +193,18 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
     // Text frames are checked by our own strict decoder, which answers invalid UTF-8 with an
     // error frame instead of failing the connection.
     skipUTF8Validation: true,
+    // The gateway keeps its own list of clients (the heartbeat wheel).
+    clientTracking: false,
     handleProtocols: (offered) => chooseEncoding(offered),
   });
-  const alive = new WeakSet<WebSocket>();
+  const gw: Gateway = { opts, wheel: Array.from({ length: SLICES }, () => new Set<WsClient>()) };
+  let hand = 0;
+  let nextSlice = 0;
   const pinger = setInterval(() => {
-    for (const ws of wss.clients) {
-      if (!alive.has(ws)) {
-        ws.terminate(); // no pong since the last ping: a dead peer
-        continue;
-      }
-      alive.delete(ws);
-      ws.ping();
-    }
-  }, opts.pingIntervalMs);
+    const slice = gw.wheel[hand] ?? new Set<WsClient>();
+    hand = (hand + 1) % SLICES;
+    for (const client of slice) client.heartbeat();
+  }, opts.pingIntervalMs / SLICES);
   pinger.unref();
 
   async function authenticate(req: IncomingMessage): Promise<Caller> {
@@ -87,70 +214,25 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
     return { userId: identity.userId, deviceId: parseDeviceId(url.searchParams.get("device_id") ?? (req.headers["chat-device-id"] as string | undefined)) };
   }
 
-  /** An event's frame in one encoding, encoded once however many connections it goes to. */
-  const encodedEvents = new WeakMap<Event, Partial<Record<Encoding, Buffer | string>>>();
-  function encodedEvent(event: Event, encoding: Encoding): Buffer | string {
-    let byEncoding = encodedEvents.get(event);
-    if (byEncoding === undefined) encodedEvents.set(event, (byEncoding = {}));
-    return (byEncoding[encoding] ??= encodeServerFrame(create(ServerFrameSchema, { response: { case: "event", value: event } }), encoding));
-  }
-
   function serve(ws: WebSocket, caller: Caller): void {
-    const encoding = (ws.protocol || "chat.v1.json") as Encoding;
-    const sessionId = opts.sessions.newSessionId();
-    const flood = new FloodLimit(opts.frameRate, opts.frameBurst);
-    alive.add(ws);
-    ws.on("pong", () => alive.add(ws));
-    const sendEncoded = (data: Buffer | string): boolean => {
-      if (ws.readyState !== ws.OPEN) return false;
-      if (ws.bufferedAmount > opts.maxBufferedBytes) {
-        ws.close(1013, "too slow: reconnect and resync");
-        return false;
-      }
-      ws.send(data);
-      return true;
-    };
-    const send = (frame: ServerFrame): boolean => sendEncoded(encodeServerFrame(frame, encoding));
-    const opened = opts.sessions.open(caller, {
-      sessionId,
-      userId: caller.userId,
-      deviceId: caller.deviceId,
-      send: (event) => sendEncoded(encodedEvent(event, encoding)),
-      drain(reason, withinMs) {
-        send(create(ServerFrameSchema, { response: { case: "event", value: { kind: { case: "reconnect", value: { reason, withinMs } } } } }));
-        setTimeout(() => ws.close(1012, "edge draining"), withinMs).unref();
+    const slice = nextSlice;
+    nextSlice = (nextSlice + 1) % SLICES;
+    const client = new WsClient(ws, caller, opts.sessions.newSessionId(), (ws.protocol || "chat.v1.json") as Encoding, slice, gw);
+    clientOf.set(ws, client);
+    gw.wheel[slice]?.add(client);
+    ws.on("message", onMessage);
+    ws.on("pong", onPong);
+    ws.on("close", onClose);
+    ws.on("error", onError);
+    client.opened = opts.sessions.open(caller, client).then(
+      () => {
+        client.opened = undefined;
       },
-    });
-    opened.catch((err: unknown) => {
-      opts.logger.warn({ err }, "session registration failed");
-      ws.close(1011, "session registration failed");
-    });
-
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
-      void (async () => {
-        let requestId = 0;
-        try {
-          if (!flood.take()) throw new FrameError("too many frames: slow down", Code.ResourceExhausted);
-          const frame = decodeClientFrame(data, isBinary);
-          requestId = frame.requestId;
-          const name = frame.request.case as UnaryMethod;
-          const method = ChatService.method[name];
-          validateRequest(method.input, frame.request.value as never);
-          await opened;
-          const result = await inFrameSpan(method.name, () => (opts.ops[name] as (c: Caller, r: unknown) => Promise<object>)(caller, frame.request.value));
-          send(create(ServerFrameSchema, { requestId, response: { case: name, value: create(method.output, result as never) } as never }));
-        } catch (err) {
-          if (err instanceof FrameError) send(errorFrame(requestId, err.code, err.message));
-          else {
-            const e = ConnectError.from(err);
-            if (e.code === Code.Internal || e.code === Code.Unknown) opts.logger.error({ err, userId: caller.userId }, "frame failed");
-            send(errorFrame(requestId, e.code, e.rawMessage));
-          }
-        }
-      })();
-    });
-    ws.on("close", () => void opts.sessions.close(sessionId));
-    ws.on("error", () => ws.terminate());
+      (err: unknown) => {
+        opts.logger.warn({ err }, "session registration failed");
+        ws.close(1011, "session registration failed");
+      },
+    );
   }
 
   return {
@@ -174,11 +256,11 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
       );
     },
     get size(): number {
-      return wss.clients.size;
+      return gw.wheel.reduce((n, s) => n + s.size, 0);
     },
     close(): void {
       clearInterval(pinger);
-      for (const ws of wss.clients) ws.terminate();
+      for (const slice of gw.wheel) for (const client of slice) client.ws.terminate();
       wss.close();
     },
   };

@@ -1,5 +1,5 @@
 // WebSocket framing rules, pure: subprotocols, decoding a client frame (binary protobuf or
-// canonical JSON text), the error frame, and the per-connection flood limit.
+// canonical JSON text) and the error frame.
 import { create, fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { ClientFrameSchema, ServerFrameSchema, type ClientFrame, type ServerFrame } from "../../../../gen/chat/api/v1/frames_pb.js";
@@ -61,28 +61,4 @@ export function encodeServerFrame(frame: ServerFrame, encoding: Encoding): Buffe
 export function errorFrame(requestId: number, code: Code, message: string): ServerFrame {
   const name = Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
   return create(ServerFrameSchema, { requestId, response: { case: "error", value: { code: name, message } } });
-}
-
-/** A token bucket: `rate` frames per second with bursts of `burst`. */
-export class FloodLimit {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    private readonly rate: number,
-    private readonly burst: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.tokens = burst;
-    this.last = now();
-  }
-
-  take(): boolean {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.rate);
-    this.last = t;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }

@@ -47,6 +47,8 @@ export interface GroupStore {
   listMembers(conversationId: string, afterUserId: string, limit: number): Promise<MemberRow[]>;
   /** The user's current memberships ordered by conversation id, after `afterConversationId`; only conversations of at least `minMembers` members. */
   listUserMemberships(userId: string, afterConversationId: string, limit: number, minMembers?: number): Promise<{ membership: Membership; conversation: ConversationInfo }[]>;
+  /** Those of `others` who share at least one conversation with `userId`, both as current members. */
+  filterContacts(userId: string, others: string[]): Promise<string[]>;
   /**
    * Creates a group with its members (creator as owner) and its pending CREATED change, or returns
    * the group this creator already made with this createKey (created=false).

@@ -140,6 +140,15 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
       );
       return r.rows.map((row) => ({ membership: toMembership(row), conversation: toConversation(row) }));
     },
+    async filterContacts(userId, others) {
+      if (others.length === 0) return [];
+      const r = await sql.query<{ user_id: string }>(
+        `SELECT DISTINCT o.user_id FROM group_members me JOIN group_members o ON o.conversation_id = me.conversation_id AND o.member
+         WHERE me.user_id = $1 AND me.member AND o.user_id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
+        [userId, JSON.stringify(others)],
+      );
+      return r.rows.map((row) => row.user_id);
+    },
     async createGroup(g) {
       return sql.transaction(async (tx) => {
         const createKey = g.createKey === "" ? null : g.createKey;

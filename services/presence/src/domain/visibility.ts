@@ -8,14 +8,17 @@ import { PresenceSchema, type Presence } from "../../../../gen/chat/api/v1/model
 export interface UserPresence {
   online: boolean;
   /** When the last device went away (offline users seen before). */
-  lastSeenMs?: number;
+  lastSeenMs?: number | undefined;
 }
 
-export function presenceFor(viewerId: string, userId: string, p: UserPresence, showsLastSeen: boolean): Presence {
-  const visible = viewerId === userId || showsLastSeen;
+/** Whether the viewer may see the user's last seen. */
+export const seesLastSeen = (viewerId: string, userId: string, showsLastSeen: boolean): boolean => viewerId === userId || showsLastSeen;
+
+/** The presence as shown, with last seen only when `lastSeenVisible` and the user is offline. */
+export function presenceFor(userId: string, p: UserPresence, lastSeenVisible: boolean): Presence {
   return create(PresenceSchema, {
     userId,
     state: p.online ? PresenceState.ONLINE : PresenceState.OFFLINE,
-    ...(!p.online && visible && p.lastSeenMs !== undefined ? { lastSeen: timestampFromMs(p.lastSeenMs) } : {}),
+    ...(!p.online && lastSeenVisible && p.lastSeenMs !== undefined ? { lastSeen: timestampFromMs(p.lastSeenMs) } : {}),
   });
 }
