@@ -32,8 +32,8 @@ export function modes(suite: string, basePortOffset: number): Mode[] {
       portOffset: basePortOffset,
       start: (env) =>
         startCluster({
-          // Each suite's cluster has its own keyspace and bus namespace: suites run side by side.
-          env: { ...infraEnv(), ...common, CASSANDRA_KEYSPACE: `chat_${suite}`, ...env },
+          // Each suite's cluster has its own keyspace, Redis keys and bus namespace: suites run side by side.
+          env: { ...infraEnv(), ...common, CASSANDRA_KEYSPACE: `chat_${suite}`, REDIS_KEY_PREFIX: `chat-${suite}`, ...env },
           portOffset: basePortOffset,
           logDir: `var/test-logs/${suite}-cluster`,
           busNamespace: `${suite}.`,

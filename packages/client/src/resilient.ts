@@ -55,7 +55,9 @@ export class ResilientChat {
   readonly userId: string;
   /** How many times the client connected again after the first time. */
   reconnects = 0;
+  /** The edge in use: its id and WebSocket URL, as AssignEdge named it. */
   edgeId = "";
+  edgeUrl = "";
   private socket: ChatSocket | undefined;
   private connecting: Promise<ChatSocket> | undefined;
   private closed = false;
@@ -176,6 +178,7 @@ export class ResilientChat {
       this.socket = socket;
       if (this.edgeId !== "") this.reconnects++;
       this.edgeId = edge.edgeId;
+      this.edgeUrl = edge.websocketUrl;
       this.opts.onConnected?.(edge.edgeId);
       if (previous !== undefined) void previous.close();
       return socket;

@@ -1,9 +1,19 @@
 // Redis connector (ioredis): connected before it is returned, commands auto-pipelined, a command
 // fails after a few reconnection attempts instead of queueing forever.
 import { Redis } from "ioredis";
-import { redactUrl } from "./config.js";
+import { redactUrl, z } from "./config.js";
 
 export type { Redis };
+
+/** Settings of services with a Redis driver (connection, presence). */
+export const redisSettings = {
+  REDIS_URL: z.string().optional(),
+  /** Prefix of every key, so several meshes can share one Redis (like BUS_NAMESPACE on Kafka). */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w.:-]{1,64}$/, "1-64 characters of [A-Za-z0-9_.:-]")
+    .default("chat"),
+};
 
 /** The ioredis client, plus a health check. */
 export type RedisClient = Redis & { health(): Promise<void> };

@@ -1,7 +1,7 @@
 // Wiring only: config -> telemetry -> drivers -> server. The one file that picks drivers.
 import { commonSettings, driver, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
-import { openRedis } from "../../../packages/runtime/src/redis.js";
+import { openRedis, redisSettings } from "../../../packages/runtime/src/redis.js";
 import { required, serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
 import { createConnectionHandler } from "./handler.js";
 import { routes, services } from "./routes.js";
@@ -15,7 +15,7 @@ const Config = z.object({
   ...commonSettings,
   PORT: port(DEFAULT_PORT),
   STORE_DRIVER: driver(["embedded", "redis"], "embedded"),
-  REDIS_URL: z.string().optional(),
+  ...redisSettings,
   SESSION_TTL_MS: int(30_000, 1000),
   EDGE_TTL_MS: int(15_000, 1000),
 });
@@ -29,7 +29,7 @@ export const main: ServiceMain = async (env: Env) => {
       store = createEmbeddedRegistry();
       break;
     case "redis":
-      store = createRedisRegistry(await openRedis(required(config.REDIS_URL, "REDIS_URL", "STORE_DRIVER=redis")));
+      store = createRedisRegistry(await openRedis(required(config.REDIS_URL, "REDIS_URL", "STORE_DRIVER=redis")), { keyPrefix: `${config.REDIS_KEY_PREFIX}:conn` });
       break;
   }
   await store.health();

@@ -5,7 +5,7 @@ import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, driver, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { EdgeDeliverer } from "../../../packages/runtime/src/edge-delivery.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
-import { openRedis } from "../../../packages/runtime/src/redis.js";
+import { openRedis, redisSettings } from "../../../packages/runtime/src/redis.js";
 import { required, serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
 import { createPresence } from "./handler.js";
 import { Notifier } from "./notifier.js";
@@ -20,7 +20,7 @@ const Config = z.object({
   ...commonSettings,
   PORT: port(DEFAULT_PORT),
   STORE_DRIVER: driver(["embedded", "redis"], "embedded"),
-  REDIS_URL: z.string().optional(),
+  ...redisSettings,
   CONNECTION_SERVICE_ADDR: address(),
   GROUP_SERVICE_ADDR: address(),
   /** A device not heard from for this long is gone; a user with no device left is offline. */
@@ -43,7 +43,7 @@ export const main: ServiceMain = async (env: Env) => {
       store = createEmbeddedPresence({ ttlMs });
       break;
     case "redis":
-      store = createRedisPresence(await openRedis(required(config.REDIS_URL, "REDIS_URL", "STORE_DRIVER=redis")), { ttlMs });
+      store = createRedisPresence(await openRedis(required(config.REDIS_URL, "REDIS_URL", "STORE_DRIVER=redis")), { ttlMs, keyPrefix: `${config.REDIS_KEY_PREFIX}:presence` });
       break;
   }
   await store.health();

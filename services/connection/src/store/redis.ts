@@ -7,8 +7,6 @@ import { EdgeSchema, SessionSchema } from "../../../../gen/chat/connection/v1/co
 import { isLive } from "../domain/liveness.js";
 import type { RegistryStore } from "./port.js";
 
-const sessionsKey = (userId: string) => `chat:conn:sessions:{${userId}}`;
-const EDGES_KEY = "chat:conn:edges";
 
 function encode<D extends DescMessage>(schema: D, value: MessageShape<D>, expiresAtMs: number): Buffer {
   const body = toBinary(schema, value);
@@ -36,7 +34,11 @@ async function liveEntries<D extends DescMessage>(redis: Redis, key: string, sch
   return live;
 }
 
-export function createRedisRegistry(redis: Redis, now: () => number = Date.now): RegistryStore {
+export function createRedisRegistry(redis: Redis, opts: { keyPrefix?: string; now?: () => number } = {}): RegistryStore {
+  const prefix = opts.keyPrefix ?? "chat:conn";
+  const now = opts.now ?? Date.now;
+  const sessionsKey = (userId: string) => `${prefix}:sessions:{${userId}}`;
+  const EDGES_KEY = `${prefix}:edges`;
   return {
     async putSessions(list, ttlMs) {
       if (list.length === 0) return;
