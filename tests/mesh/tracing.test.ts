@@ -1,6 +1,7 @@
 // Observability end to end (issue #7): one trace per message from the sender's frame on the edge,
 // through the message store's append and routing's consumer, to the Deliver that writes the
-// recipient's frame on the edge; every service's /metrics with its RPC and domain metrics.
+// recipient's frame on the edge; every service's /metrics with its RPC and domain metrics, the
+// consumer lag of the services that consume the bus and every process's runtime gauges.
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
@@ -10,16 +11,11 @@ import type { ServiceName } from "../../cmd/services.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import { PushService } from "../../gen/chat/push/v1/push_pb.js";
 import { RoutingService } from "../../gen/chat/routing/v1/routing_pb.js";
+import { missing, SERVED_METRICS } from "../support/metrics.js";
 import { addressOf, modes, runClients } from "../support/modes.js";
 import { startOtlpReceiver, type ReceivedSpan } from "../support/otlp.js";
 
 const texts = (events: Event[]) => events.flatMap((e) => (e.kind.case === "message" && e.kind.value.message?.content.case === "text" ? [e.kind.value.message.content.value] : []));
-
-/** Domain metrics each service must serve (beyond the RPC duration histograms every service has). */
-const DOMAIN_METRICS: Partial<Record<ServiceName, RegExp[]>> = {
-  edge: [/^chat_edge_connections(\{[^}]*\})? [1-9]/m],
-  routing: [/^routing_deliveries_total(\{[^}]*\})? [1-9]/m, /^routing_events_total(\{[^}]*\})? [1-9]/m],
-};
 
 for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
   let cluster: ClusterProcess[] = [];
@@ -94,7 +90,7 @@ for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
     assert.notEqual(traces[0], traces[1], "the second message has its own trace");
   });
 
-  it("every service serves /metrics with its RPC metrics and its domain metrics", async () => {
+  it("every service serves /metrics with its RPC metrics, its domain metrics, its consumer lag and its runtime gauges", async () => {
     // Nothing else calls push (bob was online) or routing (it consumes): one call each so every service has served an RPC.
     const grpc = (name: ServiceName) => createGrpcTransport({ baseUrl: `http://${addressOf(cluster, name)}` });
     await createClient(PushService, grpc("push")).listTargets({ userId: user("alice") });
@@ -109,9 +105,13 @@ for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
       assert.match(text, /^rpc_server_duration_(seconds_)?count\{.*rpc_method="[A-Za-z]+".*\} [1-9]/m, `${p.name}: an RPC duration per method`);
       assert.match(text, /^rpc_server_duration_bucket\{.*le="0\.005"\}/m, `${p.name}: buckets in seconds`);
     }
+    // Domain, consumer lag and runtime metrics (tests/support/metrics.ts); embedded: all of them from the one process.
     for (const p of cluster) {
       const text = await (await fetch(`http://${p.address}/metrics`)).text();
-      for (const metric of DOMAIN_METRICS[p.name] ?? []) assert.match(text, metric, `${p.name} serves ${String(metric)}`);
+      for (const metric of SERVED_METRICS[p.name]) {
+        const why = missing(text, metric);
+        assert.equal(why, undefined, `${p.name} serves ${metric.name}: ${why ?? ""}`);
+      }
     }
   });
 });

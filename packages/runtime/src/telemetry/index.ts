@@ -1,13 +1,14 @@
 // OpenTelemetry for the whole process: W3C trace context, spans exported over OTLP/HTTP when an
 // endpoint is configured (or kept in memory for tests), and metrics served on /metrics in the
-// Prometheus format by the service's own port. Initialised once per process.
+// Prometheus format by the service's own port, among them the process's memory and event-loop
+// delay (runtime.ts). Initialised once per process.
 import { context, metrics, propagation, trace, type Meter, type Tracer } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { MeterProvider } from "@opentelemetry/sdk-metrics";
+import { AggregationTemporality, InstrumentType, MeterProvider } from "@opentelemetry/sdk-metrics";
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -21,6 +22,7 @@ import {
 } from "@opentelemetry/sdk-trace";
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { registerRuntimeMetrics } from "./runtime.js";
 
 export interface TelemetryOptions {
   serviceName: string;
@@ -39,7 +41,32 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
+/**
+ * The Prometheus exporter, except that an observable gauge serves only what its callbacks observed
+ * in this collection. Under the SDK's cumulative default an attribute set once observed is served
+ * at its last value for good (open-telemetry/opentelemetry-js#4096): a Kafka partition this member
+ * no longer holds would keep its old lag. Delta temporality changes nothing else for a gauge (it
+ * has no running sum); counters and histograms stay cumulative, as Prometheus wants them.
+ */
+class PrometheusCurrentGauges extends PrometheusExporter {
+  override selectAggregationTemporality(type: InstrumentType): AggregationTemporality {
+    return type === InstrumentType.OBSERVABLE_GAUGE ? AggregationTemporality.DELTA : super.selectAggregationTemporality(type);
+  }
+}
+
 let current: Telemetry | undefined;
+/** Instruments waiting for the meter provider (see whenMetricsReady). */
+const pending: (() => void)[] = [];
+
+/**
+ * Runs `register` once the process's meter provider exists: now if initTelemetry has run, else
+ * when it runs. For instruments created by code that may run before it (a bus opened before the
+ * server starts): an instrument created earlier would stay on the API's no-op meter for good.
+ */
+export function whenMetricsReady(register: () => void): void {
+  if (current !== undefined) register();
+  else pending.push(register);
+}
 
 export function initTelemetry(opts: TelemetryOptions): Telemetry {
   if (current !== undefined) return current;
@@ -58,9 +85,10 @@ export function initTelemetry(opts: TelemetryOptions): Telemetry {
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
   trace.setGlobalTracerProvider(tracerProvider);
 
-  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const prometheus = new PrometheusCurrentGauges({ preventServerStart: true });
   const meterProvider = new MeterProvider({ resource, readers: [prometheus] });
   metrics.setGlobalMeterProvider(meterProvider);
+  const stopRuntimeMetrics = registerRuntimeMetrics(meterProvider.getMeter("chat.runtime"));
 
   current = {
     serviceName: opts.serviceName,
@@ -70,9 +98,11 @@ export function initTelemetry(opts: TelemetryOptions): Telemetry {
       return memory?.getFinishedSpans() ?? [];
     },
     async shutdown() {
+      stopRuntimeMetrics();
       await Promise.all([tracerProvider.shutdown(), meterProvider.shutdown()]);
     },
   };
+  for (const register of pending.splice(0)) register();
   return current;
 }
 
