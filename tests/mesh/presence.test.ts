@@ -12,8 +12,9 @@ import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
 import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { PresenceState } from "../../gen/chat/api/v1/enums_pb.js";
 import type { Event, PresenceEvent, TypingEvent } from "../../gen/chat/api/v1/events_pb.js";
-import { FrameError, type ChatSocket } from "../../packages/client/src/websocket.js";
-import { modes, publicUrls, runClients, tokenFor, type Mode } from "../support/modes.js";
+import type { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
+import { missing } from "../support/metrics.js";
+import { addressOf, modes, publicUrls, runClients, tokenFor, type Mode } from "../support/modes.js";
 
 /** Short timers so transitions happen within a test's patience; the bounds below derive from them. */
 const SETTINGS = { WS_PING_MS: "1000", SESSION_REFRESH_MS: "1000", PRESENCE_TTL_MS: "3000", PRESENCE_SWEEP_MS: "200", TYPING_TTL_MS: "1500", TYPING_PER_SECOND: "5", TYPING_BURST: "5" };
@@ -57,7 +58,7 @@ for (const mode of modes("presence", 2_000)) describe(mode.name, () => {
     await stopCluster(mesh);
   });
 
-  it("a watcher sees a contact come online and go offline on a clean close, with last seen", async () => {
+  it("a watcher sees a contact come online and go offline on a clean close, with last seen", async (t) => {
     const ann = await open("ann");
     await direct(ann, "ben");
     const first = await ann.call("watchPresence", { userIds: [user("ben")] });
@@ -69,6 +70,7 @@ for (const mode of modes("presence", 2_000)) describe(mode.name, () => {
     await ben.close();
     const { at, event } = await stateSeen(ann, user("ben"), PresenceState.OFFLINE, from, 5_000);
     assert.ok(at - closedAt <= CLOSE_BOUND_MS, `offline seen ${at - closedAt} ms after the close`);
+    t.diagnostic(`offline seen ${at - closedAt} ms after a clean close`);
     const lastSeen = ms(event.presence?.lastSeen) ?? assert.fail("last seen shown");
     assert.ok(Math.abs(lastSeen - closedAt) <= 1_000, `last seen ${lastSeen - closedAt} ms from the close`);
     // Unwatched: nothing more.
@@ -80,7 +82,7 @@ for (const mode of modes("presence", 2_000)) describe(mode.name, () => {
     await again.close();
   });
 
-  it("a device that goes silent (stops reading, never closes) is offline within two ping intervals, last seen when last heard from", async () => {
+  it("a device that goes silent (stops reading, never closes) is offline within two ping intervals, last seen when last heard from", async (t) => {
     const ann = await open("ann", "tablet");
     await direct(ann, "cal");
     const cal = await open("cal", "phone");
@@ -92,6 +94,7 @@ for (const mode of modes("presence", 2_000)) describe(mode.name, () => {
     (cal.ws as unknown as { _socket: Socket })._socket.pause();
     const { at, event } = await stateSeen(ann, user("cal"), PresenceState.OFFLINE, from, SILENT_BOUND_MS + 5_000);
     assert.ok(at - silentAt <= SILENT_BOUND_MS, `offline seen ${at - silentAt} ms after the device went silent (bound ${SILENT_BOUND_MS})`);
+    t.diagnostic(`offline seen ${at - silentAt} ms after the device went silent (WS_PING_MS ${PING_MS})`);
     const lastSeen = ms(event.presence?.lastSeen) ?? assert.fail("last seen shown");
     assert.ok(lastSeen <= silentAt + 100 && lastSeen >= silentAt - 2 * PING_MS, `last seen ${lastSeen - silentAt} ms from when it went silent`);
     cal.ws.terminate();
@@ -165,5 +168,10 @@ for (const mode of modes("presence", 2_000)) describe(mode.name, () => {
     assert.ok(results.some((r) => r.status === "rejected" && (r.reason as FrameError).code === "resource_exhausted"), "floods are refused");
     await assert.rejects(ivy.call("setTyping", { conversationId, typing: true }), (err: FrameError) => err.code === "permission_denied");
     await assert.rejects(ivy.call("setTyping", { conversationId: "c_missing", typing: true }), (err: FrameError) => err.code === "not_found");
+  });
+
+  it("presence serves its fan-out counters on /metrics", async () => {
+    const text = await (await fetch(`http://${addressOf(mesh, "presence")}/metrics`)).text();
+    for (const name of ["presence_events_total", "presence_typing_events_total"]) assert.equal(missing(text, { name, positive: true }), undefined);
   });
 });

@@ -78,12 +78,12 @@ export function createEmbeddedPresence(opts: { ttlMs: number }): PresenceStore {
       let byDevice = watching.get(watcher.viewerId);
       const current = byDevice?.get(watcher.deviceId) ?? new Set<string>();
       if (new Set([...current, ...userIds]).size > limit) return false;
-      if (byDevice === undefined) watching.set(watcher.viewerId, (byDevice = new Map()));
+      if (byDevice === undefined) watching.set(watcher.viewerId, (byDevice = new Map<string, Set<string>>()));
       byDevice.set(watcher.deviceId, current);
       for (const userId of userIds) {
         current.add(userId);
         let of = watchersOf.get(userId);
-        if (of === undefined) watchersOf.set(userId, (of = new Map()));
+        if (of === undefined) watchersOf.set(userId, (of = new Map<string, Watcher>()));
         of.set(watcherKey(watcher), { viewerId: watcher.viewerId, deviceId: watcher.deviceId });
       }
       return true;
