@@ -22,8 +22,38 @@ export function sample(pid: number): ProcSample | undefined {
 
 export type Snapshot = Record<string, ProcSample | undefined>;
 
-/** A sample of every named process. */
-export const sampleAll = (pids: Record<string, number>): Snapshot => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, sample(pid)]));
+/** PostgreSQL runs a process per connection: "postgres" in a snapshot is all of them together. */
+export const POSTGRES = -1;
+
+/** The processes of the postgres user now (the server and its backends). */
+function postgresPids(): number[] {
+  let uid: string | undefined;
+  try {
+    uid = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("postgres:"))?.split(":")[2];
+  } catch {
+    return [];
+  }
+  if (uid === undefined) return [];
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, "utf8"))?.[1] === uid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+function sampleGroup(pids: number[]): ProcSample | undefined {
+  const all = pids.map(sample).filter((s): s is ProcSample => s !== undefined);
+  return all.length === 0 ? undefined : { cpuSeconds: all.reduce((n, s) => n + s.cpuSeconds, 0), rssBytes: all.reduce((n, s) => n + s.rssBytes, 0) };
+}
+
+/** A sample of every named process (POSTGRES: the postgres user's processes together; backends that ended meanwhile are not counted). */
+export const sampleAll = (pids: Record<string, number>): Snapshot =>
+  Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid === POSTGRES ? sampleGroup(postgresPids()) : sample(pid)]));
 
 /** CPU (percent of one core) and RSS of each process between two snapshots `seconds` apart. */
 export function usage(before: Snapshot, after: Snapshot, seconds: number): Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> {
@@ -38,12 +68,13 @@ export function usage(before: Snapshot, after: Snapshot, seconds: number): Recor
 }
 
 /** Processes to account: the mesh's, the infrastructure's (pid files), and this generator. */
-export function processPids(mesh: { name: string; child: { pid?: number | undefined } }[]): Record<string, number> {
+export function processPids(mesh: { name: string; instance: number; child: { pid?: number | undefined } }[]): Record<string, number> {
   const pids: Record<string, number> = { loadgen: process.pid };
   const oneProcess = new Set(mesh.map((m) => m.child)).size === 1;
-  for (const p of mesh) if (p.child.pid !== undefined) pids[oneProcess ? "chat-embedded" : p.name] = p.child.pid;
+  for (const p of mesh) if (p.child.pid !== undefined) pids[oneProcess ? "chat-embedded" : p.instance === 0 ? p.name : `${p.name}-${p.instance}`] = p.child.pid;
   try {
     for (const f of readdirSync("var/infra/run")) if (f.endsWith(".pid")) pids[f.replace(/\.pid$/, "")] = Number(readFileSync(`var/infra/run/${f}`, "utf8"));
+    if (!oneProcess) pids["postgres"] = POSTGRES;
   } catch {
     // no local infrastructure (embedded mode)
   }

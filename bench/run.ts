@@ -4,7 +4,8 @@
 // end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, CPU and memory of
 // every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
 // Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--scenario group` runs
-// the group scenario instead (bench/group.ts).
+// the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a reconnect
+// storm (bench/idle.ts).
 import * as hdr from "hdr-histogram-js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -14,12 +15,13 @@ import { DEV_JWT_SECRET, PUBLIC_PORT } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { ChatSocket } from "../packages/client/src/websocket.js";
 import { groupBench } from "./group.js";
+import { idleBench } from "./idle.js";
 import { processPids, sampleAll, usage, type Snapshot } from "./procstat.js";
 import { latencyChart, type Series } from "./svg.js";
 
 const { values: args } = parseArgs({
   options: {
-    clients: { type: "string", default: "2000" },
+    clients: { type: "string" },
     rate: { type: "string", default: "1000" },
     duration: { type: "string", default: "30" },
     warmup: { type: "string", default: "5" },
@@ -28,9 +30,13 @@ const { values: args } = parseArgs({
     embedded: { type: "boolean", default: false },
     scenario: { type: "string", default: "direct" },
     members: { type: "string", default: "500" },
+    "per-edge": { type: "string", default: "16000" },
+    storm: { type: "string", default: "10000" },
+    idle: { type: "string", default: "30" },
   },
 });
-const CLIENTS = Number(args.clients);
+const CLIENTS = Number(args.clients ?? (args.scenario === "idle" ? 100_000 : 2000));
+const PER_EDGE = Number(args["per-edge"]);
 const OFFSET = 26_000;
 const P99_BOUND_MS = 200;
 
@@ -164,8 +170,10 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
 async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
   const mode = args.embedded ? "embedded" : "cluster";
-  log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
-  const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000" };
+  log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${args.scenario} scenario, ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
+  const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000", EDGE_DRAIN_MS: "0" };
+  const edges = args.scenario === "idle" ? Math.ceil(CLIENTS / PER_EDGE) : 1;
+  if (args.scenario === "idle" && args.embedded) throw new Error("--scenario idle spreads clients over several edge processes: cluster mode only");
   const mesh = args.embedded
     ? await startEmbeddedProcess({ env, portOffset: OFFSET, logDir: "var/bench/logs", dataDir: `var/bench/data-${Date.now()}` })
     : await startCluster({
@@ -174,11 +182,21 @@ async function main(): Promise<void> {
         logDir: "var/bench/logs",
         // A namespace of its own per run: nothing left over by an earlier (interrupted) run is replayed.
         busNamespace: `bench-${Date.now().toString(36)}.`,
+        edges,
       });
   try {
     const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
     if (args.scenario === "group") {
       await groupScenario(url, processPids(mesh), mode, machine);
+      return;
+    }
+    if (args.scenario === "idle") {
+      const r = await idleBench({ mesh, clients: CLIENTS, perEdge: PER_EDGE, storm: Number(args.storm), idleS: Number(args.idle), portOffset: OFFSET, pids: processPids(mesh), log });
+      const result = { scenario: "idle", mode, machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), ...r };
+      mkdirSync("var/bench", { recursive: true });
+      const file = `var/bench/idle-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
+      writeFileSync(file, JSON.stringify(result, null, 2));
+      log(`  wrote ${file}`);
       return;
     }
     const t0 = performance.now();

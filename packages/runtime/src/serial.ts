@@ -1,5 +1,7 @@
 // One-at-a-time execution per key, in-process: a conversation's appends (message store) and
-// group changes (group service) each run one after another.
+// group changes (group service) each run one after another. And a gate that bounds how many tasks
+// of a kind run at once.
+import { ConnectError, resourceExhausted } from "./errors.js";
 
 /** Runs tasks with the same key one at a time, in arrival order; different keys run concurrently. */
 export class KeyedSerialQueue {
@@ -77,6 +79,54 @@ export class KeyedBatchQueue<T, R> {
       } catch (err) {
         for (const q of batch) q.reject(err);
       }
+    }
+  }
+}
+
+/**
+ * At most `concurrency` tasks at once, the rest waiting in arrival order, at most `maxWaiting` of
+ * them; past that a task is refused at once (ResourceExhausted: the caller retries later). A
+ * waiting task whose caller gave up (its signal aborted) leaves the line without running. Under a
+ * burst (a reconnect storm's Syncs), tasks finish at a steady rate instead of all slowing down
+ * together until every caller's deadline has passed.
+ */
+export class Gate {
+  private active = 0;
+  private readonly waiting: { start: () => void }[] = [];
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly maxWaiting: number,
+    private readonly what: string,
+  ) {}
+
+  async run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (this.active < this.concurrency) this.active++;
+    else {
+      if (this.waiting.length >= this.maxWaiting) throw resourceExhausted(`${this.what}: too many at once, retry shortly`);
+      await new Promise<void>((resolve, reject) => {
+        const entry = {
+          start: () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+          },
+        };
+        const onAbort = () => {
+          const i = this.waiting.indexOf(entry);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(ConnectError.from(signal?.reason));
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+        this.waiting.push(entry);
+      });
+    }
+    try {
+      return await task();
+    } finally {
+      // The slot passes to the next one waiting, or frees up.
+      const next = this.waiting.shift();
+      if (next !== undefined) next.start();
+      else this.active--;
     }
   }
 }

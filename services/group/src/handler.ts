@@ -133,6 +133,10 @@ export function createGroupHandler(opts: GroupHandlerOptions): GroupHandler {
         membershipSeq: info.membershipSeq,
       };
     },
+    async getUserMemberships(req) {
+      const rows = await store.userMemberships(req.userId, [...new Set(req.conversationIds)], req.minMemberCount);
+      return { memberships: rows.map((r) => create(GetMembershipResponseSchema, r)) };
+    },
     async filterContacts(req) {
       const contacts = new Set(await store.filterContacts(req.userId, [...new Set(req.otherUserIds)]));
       return { contactIds: req.otherUserIds.filter((u) => contacts.has(u)) };

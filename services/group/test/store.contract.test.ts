@@ -77,6 +77,16 @@ for (const driver of sqlDrivers("group-contract")) {
       await store.deleteGroup(g.conversationId, u("kai"), () => undefined);
       assert.deepEqual(await store.filterContacts(u("kai"), [u("max")]), [], "not after the group is gone");
       assert.deepEqual(await store.filterContacts(u("kai"), []), []);
+      // The memberships a Sync asks for: those named (current or past), and every large one; deleted groups left out.
+      const direct = (await store.getOrCreateDirect(u("kai"), u("lia"), newConversationId())).conversation.conversationId;
+      const big = { conversationId: newConversationId(), changeId: `chg_${run}fd`, creatorId: u("ned"), title: "B", memberIds: [u("kai"), u("oli")], memberLimit: 8, createKey: "" };
+      await store.createGroup(big);
+      await store.applyChange(big.changeId, 1);
+      const ids = (rows: { conversation: { conversationId: string } }[]) => rows.map((r) => r.conversation.conversationId).sort();
+      assert.deepEqual(ids(await store.userMemberships(u("kai"), [direct, g.conversationId, "c_missing"], 0)), [direct], "named, the deleted group and an unknown id left out");
+      assert.deepEqual(ids(await store.userMemberships(u("kai"), [direct], 3)), [direct, big.conversationId].sort(), "plus the groups of 3 or more");
+      assert.deepEqual(ids(await store.userMemberships(u("kai"), [], 4)), []);
+      assert.equal((await store.userMemberships(u("kai"), [direct], 0))[0]?.membership.member, true);
       await store.close();
     });
 

@@ -5,12 +5,12 @@ import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { ReceiptWatermarksSchema } from "../../../gen/chat/api/v1/model_pb.js";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import type { AppendRequest, MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import type { AppendRequest, MessageStoreService, SyncRequest } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
 import { permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
 import { MembershipCache } from "./memberships.js";
 import { pageRange } from "./domain/sequencing.js";
-import { KeyedBatchQueue } from "../../../packages/runtime/src/serial.js";
+import { Gate, KeyedBatchQueue } from "../../../packages/runtime/src/serial.js";
 import { publishMessagesCreated, publishReceiptUpdated } from "./events/produce.js";
 import { NO_WATERMARKS, requested, unreadCount, type Watermarks } from "./domain/receipts.js";
 import type { AppendResult, MessageStore } from "./store/port.js";
@@ -21,6 +21,9 @@ export interface MessageStoreHandlerOptions {
   group: Client<typeof GroupService>;
   now?: () => Date;
   newId?: () => string;
+  /** Syncs run at once, and waiting beyond which new ones are refused with ResourceExhausted (retry later). */
+  maxConcurrentSyncs?: number;
+  maxWaitingSyncs?: number;
   /** Appends in progress beyond which new ones are refused with ResourceExhausted (retry later). */
   maxInflightAppends?: number;
   /**
@@ -57,6 +60,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   let inflight = 0;
 
   const memberships = new MembershipCache(group, MEMBER_CACHE_MS);
+  // A reconnect storm's Syncs run a few at a time, in arrival order, instead of all at once.
+  const syncs = new Gate(opts.maxConcurrentSyncs ?? 32, opts.maxWaitingSyncs ?? 5_000, "sync");
 
   /**
    * One batch of a conversation's appends (the ones that arrived while the previous batch was
@@ -113,17 +118,6 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   }
 
   /** The user's conversations with more members than the inbox fan-out limit. */
-  async function largeGroupsOf(userId: string): Promise<string[]> {
-    const ids: string[] = [];
-    let pageToken = "";
-    do {
-      const page = await group.listUserConversations({ userId, minMemberCount: fanoutMax + 1, pageSize: 1000, pageToken });
-      ids.push(...page.memberships.map((m) => m.conversation?.conversationId ?? "").filter((id) => id !== ""));
-      pageToken = page.nextPageToken;
-    } while (pageToken !== "");
-    return ids;
-  }
-
   return {
     membershipChanged(conversationId, seq) {
       memberships.changed(conversationId, seq);
@@ -194,20 +188,28 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
         readCount: others.filter((u) => w(u).readSeq >= seq).length,
       };
     },
-    async sync(req) {
+    sync(req, ctx) {
+      return syncs.run(() => sync(req), ctx.signal);
+    },
+  };
+
+  async function sync(req: SyncRequest) {
       // The user's inbox names every conversation with its last seq; only those past the device's
-      // cursor are read, so the messages read are exactly what the device missed.
+      // cursor are read, so the messages read are exactly what the device missed. One group call
+      // gives the access to those and the user's large groups (whose inbox entries lag: their last
+      // seq is read directly, one read per large group).
       const limit = req.limitPerConversation || DEFAULT_SYNC_PAGE;
       const cursors = new Map(req.cursors.map((c) => [c.conversationId, Number(c.seq)]));
       const lastSeqs = await store.inbox(req.userId);
-      // Large groups: their inbox entries lag; their last seq is read directly (one read per large group).
-      for (const id of await largeGroupsOf(req.userId)) lastSeqs.set(id, Math.max(lastSeqs.get(id) ?? 0, await store.lastSeq(id)));
-      const changed = [...lastSeqs].filter(([id, last]) => last > (cursors.get(id) ?? 0));
+      const past = (id: string, last: number) => last > (cursors.get(id) ?? 0);
+      const { access, large } = await memberships.forSync(req.userId, [...lastSeqs].filter(([id, last]) => past(id, last)).map(([id]) => id), fanoutMax + 1);
+      await Promise.all(large.map(async (id) => lastSeqs.set(id, Math.max(lastSeqs.get(id) ?? 0, await store.lastSeq(id)))));
+      const changed = [...lastSeqs].filter(([id, last]) => past(id, last) && (access.get(id)?.kind ?? "none") !== "none");
       const page = changed.slice(0, MAX_SYNC_CONVERSATIONS);
       const updates = await Promise.all(
         page.map(async ([conversationId, lastSeq]) => {
-          const a = await memberships.access(conversationId, req.userId);
-          if (a.kind === "none") return undefined;
+          const a = access.get(conversationId);
+          if (a === undefined || a.kind === "none") return undefined;
           const range = pageRange({ anchorSeq: cursors.get(conversationId) ?? 0, after: true, limit }, lastSeq, a.window);
           const [messages, all] = await Promise.all([range === undefined ? [] : store.range(conversationId, range.lo, range.hi), store.watermarks(conversationId)]);
           const w = all.get(req.userId) ?? NO_WATERMARKS;
@@ -220,7 +222,6 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
         }),
       );
       return { updates: updates.filter((u) => u !== undefined), hasMore: changed.length > page.length, nextSyncToken: "" };
-    },
-  };
+  }
 }
 

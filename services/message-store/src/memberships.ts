@@ -49,6 +49,37 @@ export class MembershipCache {
     return cached(entry.access, userId, this.ttlMs, () => this.lookupAccess(conversationId, userId));
   }
 
+  /**
+   * What a Sync needs in one group call: the user's access to these conversations (cached ones
+   * from the cache) and the user's current large conversations (at least `minMembers` members),
+   * whose inbox entries lag. A conversation left out is one the user cannot read.
+   */
+  async forSync(userId: string, conversationIds: string[], minMembers: number): Promise<{ access: Map<string, Access>; large: string[] }> {
+    const access = new Map<string, Access>();
+    const missing: string[] = [];
+    for (const id of conversationIds) {
+      const hit = this.entries.get(id)?.access.get(userId);
+      if (hit !== undefined && hit.until > Date.now()) access.set(id, await hit.value);
+      else missing.push(id);
+    }
+    const r = await this.group.getUserMemberships({ userId, conversationIds: missing, minMemberCount: minMembers });
+    const large: string[] = [];
+    const stale: string[] = [];
+    for (const m of r.memberships) {
+      const id = m.conversation?.conversationId ?? "";
+      if (Number(m.conversation?.membershipSeq ?? 0n) < this.knownSeq(id)) {
+        stale.push(id); // a change seen here that the group service has not applied yet: read it the careful way
+        continue;
+      }
+      const a = accessOf(m.membership);
+      access.set(id, a);
+      this.entry(id).access.set(userId, { value: Promise.resolve(a), until: Date.now() + this.ttlMs });
+      if (minMembers > 0 && m.membership?.member === true && (m.conversation?.memberCount ?? 0) >= minMembers) large.push(id);
+    }
+    for (const id of stale) access.set(id, await this.access(id, userId));
+    return { access, large };
+  }
+
   /** The current members. */
   members(conversationId: string): Promise<Member[]> {
     const entry = this.entry(conversationId);

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/group/v1/group.proto.
  */
 export const file_chat_group_v1_group: GenFile = /*@__PURE__*/
-  fileDesc("ChljaGF0L2dyb3VwL3YxL2dyb3VwLnByb3RvEg1jaGF0Lmdyb3VwLnYxIsIBChBDb252ZXJzYXRpb25JbmZvEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIrCgR0eXBlGAIgASgOMh0uY2hhdC5hcGkudjEuQ29udmVyc2F0aW9uVHlwZRINCgV0aXRsZRgDIAEoCRIUCgxtZW1iZXJfY291bnQYBCABKA0SFAoMbWVtYmVyX2xpbWl0GAUgASgNEhUKDWNyZWF0ZWRfYXRfbXMYBiABKAMSFgoObWVtYmVyc2hpcF9zZXEYByABKAQimQEKCk1lbWJlcnNoaXASFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmNoYXQuYXBpLnYxLlJvbGUSDgoGbWVtYmVyGAQgASgIEhgKEHZpc2libGVfZnJvbV9zZXEYBSABKAQSFgoOcmVtb3ZlZF9hdF9zZXEYBiABKAQiYAokR2V0T3JDcmVhdGVEaXJlY3RDb252ZXJzYXRpb25SZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESGwoHcGVlcl9pZBgCIAEoCUIKukgHcgUQARiAASJvCiVHZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlc3BvbnNlEjUKDGNvbnZlcnNhdGlvbhgBIAEoCzIfLmNoYXQuZ3JvdXAudjEuQ29udmVyc2F0aW9uSW5mbxIPCgdjcmVhdGVkGAIgASgIIpIBChJDcmVhdGVHcm91cFJlcXVlc3QSHgoKY3JlYXRvcl9pZBgBIAEoCUIKukgHcgUQARiAARIZCgV0aXRsZRgCIAEoCUIKukgHcgUQARjIARIdCgptZW1iZXJfaWRzGAMgAygJQgm6SAaSAQMQgAgSIgoRY2xpZW50X3JlcXVlc3RfaWQYBCABKAlCB7pIBHICGEAiTAoTQ3JlYXRlR3JvdXBSZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iPAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIiCg9jb252ZXJzYXRpb25faWQYASABKAlCCbpIBnIEEAEYQCJQChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iVwoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAASJ9ChVHZXRNZW1iZXJzaGlwUmVzcG9uc2USLQoKbWVtYmVyc2hpcBgBIAEoCzIZLmNoYXQuZ3JvdXAudjEuTWVtYmVyc2hpcBI1Cgxjb252ZXJzYXRpb24YAiABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8icwoSTGlzdE1lbWJlcnNSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYgAgSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIibAoTTGlzdE1lbWJlcnNSZXNwb25zZRIkCgdtZW1iZXJzGAEgAygLMhMuY2hhdC5hcGkudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIWCg5tZW1iZXJzaGlwX3NlcRgDIAEoBCKQAQocTGlzdFVzZXJDb252ZXJzYXRpb25zUmVxdWVzdBIbCgd1c2VyX2lkGAEgASgJQgq6SAdyBRABGIABEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAISGAoQbWluX21lbWJlcl9jb3VudBgEIAEoDSJzCh1MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXNwb25zZRI5CgttZW1iZXJzaGlwcxgBIAMoCzIkLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJgChVGaWx0ZXJDb250YWN0c1JlcXVlc3QSGwoHdXNlcl9pZBgBIAEoCUIKukgHcgUQARiAARIqCg5vdGhlcl91c2VyX2lkcxgCIAMoCUISukgPkgEMEOgHIgdyBRABGIABIi0KFkZpbHRlckNvbnRhY3RzUmVzcG9uc2USEwoLY29udGFjdF9pZHMYASADKAkidAoRQWRkTWVtYmVyc1JlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEASHQoIdXNlcl9pZHMYAyADKAlCC7pICJIBBQgBEIAIIkIKEkFkZE1lbWJlcnNSZXNwb25zZRIsCg5zeXN0ZW1fbWVzc2FnZRgBIAEoCzIULmNoYXQuYXBpLnYxLk1lc3NhZ2UidAoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQBIbCgd1c2VyX2lkGAMgASgJQgq6SAdyBRABGIABIkQKFFJlbW92ZU1lbWJlclJlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSJxChJSZW5hbWVHcm91cFJlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEASGQoFdGl0bGUYAyABKAlCCrpIB3IFEAEYyAEiQwoTUmVuYW1lR3JvdXBSZXNwb25zZRIsCg5zeXN0ZW1fbWVzc2FnZRgBIAEoCzIULmNoYXQuYXBpLnYxLk1lc3NhZ2UiogEKFFNldE1lbWJlclJvbGVSZXF1ZXN0EhwKCGFjdG9yX2lkGAEgASgJQgq6SAdyBRABGIABEiIKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIJukgGcgQQARhAEhsKB3VzZXJfaWQYAyABKAlCCrpIB3IFEAEYgAESKwoEcm9sZRgEIAEoDjIRLmNoYXQuYXBpLnYxLlJvbGVCCrpIB4IBBBABIAAiRQoVU2V0TWVtYmVyUm9sZVJlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSJWChJEZWxldGVHcm91cFJlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEAiFQoTRGVsZXRlR3JvdXBSZXNwb25zZTKMCQoMR3JvdXBTZXJ2aWNlEooBCh1HZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvbhIzLmNoYXQuZ3JvdXAudjEuR2V0T3JDcmVhdGVEaXJlY3RDb252ZXJzYXRpb25SZXF1ZXN0GjQuY2hhdC5ncm91cC52MS5HZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlc3BvbnNlElQKC0NyZWF0ZUdyb3VwEiEuY2hhdC5ncm91cC52MS5DcmVhdGVHcm91cFJlcXVlc3QaIi5jaGF0Lmdyb3VwLnYxLkNyZWF0ZUdyb3VwUmVzcG9uc2USYAoPR2V0Q29udmVyc2F0aW9uEiUuY2hhdC5ncm91cC52MS5HZXRDb252ZXJzYXRpb25SZXF1ZXN0GiYuY2hhdC5ncm91cC52MS5HZXRDb252ZXJzYXRpb25SZXNwb25zZRJaCg1HZXRNZW1iZXJzaGlwEiMuY2hhdC5ncm91cC52MS5HZXRNZW1iZXJzaGlwUmVxdWVzdBokLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlElQKC0xpc3RNZW1iZXJzEiEuY2hhdC5ncm91cC52MS5MaXN0TWVtYmVyc1JlcXVlc3QaIi5jaGF0Lmdyb3VwLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2UScgoVTGlzdFVzZXJDb252ZXJzYXRpb25zEisuY2hhdC5ncm91cC52MS5MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXF1ZXN0GiwuY2hhdC5ncm91cC52MS5MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXNwb25zZRJdCg5GaWx0ZXJDb250YWN0cxIkLmNoYXQuZ3JvdXAudjEuRmlsdGVyQ29udGFjdHNSZXF1ZXN0GiUuY2hhdC5ncm91cC52MS5GaWx0ZXJDb250YWN0c1Jlc3BvbnNlElEKCkFkZE1lbWJlcnMSIC5jaGF0Lmdyb3VwLnYxLkFkZE1lbWJlcnNSZXF1ZXN0GiEuY2hhdC5ncm91cC52MS5BZGRNZW1iZXJzUmVzcG9uc2USVwoMUmVtb3ZlTWVtYmVyEiIuY2hhdC5ncm91cC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiMuY2hhdC5ncm91cC52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJUCgtSZW5hbWVHcm91cBIhLmNoYXQuZ3JvdXAudjEuUmVuYW1lR3JvdXBSZXF1ZXN0GiIuY2hhdC5ncm91cC52MS5SZW5hbWVHcm91cFJlc3BvbnNlEloKDVNldE1lbWJlclJvbGUSIy5jaGF0Lmdyb3VwLnYxLlNldE1lbWJlclJvbGVSZXF1ZXN0GiQuY2hhdC5ncm91cC52MS5TZXRNZW1iZXJSb2xlUmVzcG9uc2USVAoLRGVsZXRlR3JvdXASIS5jaGF0Lmdyb3VwLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuRGVsZXRlR3JvdXBSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_enums, file_chat_api_v1_model]);
+  fileDesc("ChljaGF0L2dyb3VwL3YxL2dyb3VwLnByb3RvEg1jaGF0Lmdyb3VwLnYxIsIBChBDb252ZXJzYXRpb25JbmZvEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIrCgR0eXBlGAIgASgOMh0uY2hhdC5hcGkudjEuQ29udmVyc2F0aW9uVHlwZRINCgV0aXRsZRgDIAEoCRIUCgxtZW1iZXJfY291bnQYBCABKA0SFAoMbWVtYmVyX2xpbWl0GAUgASgNEhUKDWNyZWF0ZWRfYXRfbXMYBiABKAMSFgoObWVtYmVyc2hpcF9zZXEYByABKAQimQEKCk1lbWJlcnNoaXASFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSHwoEcm9sZRgDIAEoDjIRLmNoYXQuYXBpLnYxLlJvbGUSDgoGbWVtYmVyGAQgASgIEhgKEHZpc2libGVfZnJvbV9zZXEYBSABKAQSFgoOcmVtb3ZlZF9hdF9zZXEYBiABKAQiYAokR2V0T3JDcmVhdGVEaXJlY3RDb252ZXJzYXRpb25SZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESGwoHcGVlcl9pZBgCIAEoCUIKukgHcgUQARiAASJvCiVHZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlc3BvbnNlEjUKDGNvbnZlcnNhdGlvbhgBIAEoCzIfLmNoYXQuZ3JvdXAudjEuQ29udmVyc2F0aW9uSW5mbxIPCgdjcmVhdGVkGAIgASgIIpIBChJDcmVhdGVHcm91cFJlcXVlc3QSHgoKY3JlYXRvcl9pZBgBIAEoCUIKukgHcgUQARiAARIZCgV0aXRsZRgCIAEoCUIKukgHcgUQARjIARIdCgptZW1iZXJfaWRzGAMgAygJQgm6SAaSAQMQgAgSIgoRY2xpZW50X3JlcXVlc3RfaWQYBCABKAlCB7pIBHICGEAiTAoTQ3JlYXRlR3JvdXBSZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iPAoWR2V0Q29udmVyc2F0aW9uUmVxdWVzdBIiCg9jb252ZXJzYXRpb25faWQYASABKAlCCbpIBnIEEAEYQCJQChdHZXRDb252ZXJzYXRpb25SZXNwb25zZRI1Cgxjb252ZXJzYXRpb24YASABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8iVwoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAASJ9ChVHZXRNZW1iZXJzaGlwUmVzcG9uc2USLQoKbWVtYmVyc2hpcBgBIAEoCzIZLmNoYXQuZ3JvdXAudjEuTWVtYmVyc2hpcBI1Cgxjb252ZXJzYXRpb24YAiABKAsyHy5jaGF0Lmdyb3VwLnYxLkNvbnZlcnNhdGlvbkluZm8icwoSTGlzdE1lbWJlcnNSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYgAgSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAIibAoTTGlzdE1lbWJlcnNSZXNwb25zZRIkCgdtZW1iZXJzGAEgAygLMhMuY2hhdC5hcGkudjEuTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRIWCg5tZW1iZXJzaGlwX3NlcRgDIAEoBCKQAQocTGlzdFVzZXJDb252ZXJzYXRpb25zUmVxdWVzdBIbCgd1c2VyX2lkGAEgASgJQgq6SAdyBRABGIABEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMY6AcSHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAISGAoQbWluX21lbWJlcl9jb3VudBgEIAEoDSJzCh1MaXN0VXNlckNvbnZlcnNhdGlvbnNSZXNwb25zZRI5CgttZW1iZXJzaGlwcxgBIAMoCzIkLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChlHZXRVc2VyTWVtYmVyc2hpcHNSZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESKwoQY29udmVyc2F0aW9uX2lkcxgCIAMoCUIRukgOkgELEJBOIgZyBBABGEASGAoQbWluX21lbWJlcl9jb3VudBgDIAEoDSJXChpHZXRVc2VyTWVtYmVyc2hpcHNSZXNwb25zZRI5CgttZW1iZXJzaGlwcxgBIAMoCzIkLmNoYXQuZ3JvdXAudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlImAKFUZpbHRlckNvbnRhY3RzUmVxdWVzdBIbCgd1c2VyX2lkGAEgASgJQgq6SAdyBRABGIABEioKDm90aGVyX3VzZXJfaWRzGAIgAygJQhK6SA+SAQwQ6AciB3IFEAEYgAEiLQoWRmlsdGVyQ29udGFjdHNSZXNwb25zZRITCgtjb250YWN0X2lkcxgBIAMoCSJ0ChFBZGRNZW1iZXJzUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQBIdCgh1c2VyX2lkcxgDIAMoCUILukgIkgEFCAEQgAgiQgoSQWRkTWVtYmVyc1Jlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSJ0ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EhwKCGFjdG9yX2lkGAEgASgJQgq6SAdyBRABGIABEiIKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCUIJukgGcgQQARhAEhsKB3VzZXJfaWQYAyABKAlCCrpIB3IFEAEYgAEiRAoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USLAoOc3lzdGVtX21lc3NhZ2UYASABKAsyFC5jaGF0LmFwaS52MS5NZXNzYWdlInEKElJlbmFtZUdyb3VwUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQBIZCgV0aXRsZRgDIAEoCUIKukgHcgUQARjIASJDChNSZW5hbWVHcm91cFJlc3BvbnNlEiwKDnN5c3RlbV9tZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZSKiAQoUU2V0TWVtYmVyUm9sZVJlcXVlc3QSHAoIYWN0b3JfaWQYASABKAlCCrpIB3IFEAEYgAESIgoPY29udmVyc2F0aW9uX2lkGAIgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgDIAEoCUIKukgHcgUQARiAARIrCgRyb2xlGAQgASgOMhEuY2hhdC5hcGkudjEuUm9sZUIKukgHggEEEAEgACJFChVTZXRNZW1iZXJSb2xlUmVzcG9uc2USLAoOc3lzdGVtX21lc3NhZ2UYASABKAsyFC5jaGF0LmFwaS52MS5NZXNzYWdlIlYKEkRlbGV0ZUdyb3VwUmVxdWVzdBIcCghhY3Rvcl9pZBgBIAEoCUIKukgHcgUQARiAARIiCg9jb252ZXJzYXRpb25faWQYAiABKAlCCbpIBnIEEAEYQCIVChNEZWxldGVHcm91cFJlc3BvbnNlMvcJCgxHcm91cFNlcnZpY2USigEKHUdldE9yQ3JlYXRlRGlyZWN0Q29udmVyc2F0aW9uEjMuY2hhdC5ncm91cC52MS5HZXRPckNyZWF0ZURpcmVjdENvbnZlcnNhdGlvblJlcXVlc3QaNC5jaGF0Lmdyb3VwLnYxLkdldE9yQ3JlYXRlRGlyZWN0Q29udmVyc2F0aW9uUmVzcG9uc2USVAoLQ3JlYXRlR3JvdXASIS5jaGF0Lmdyb3VwLnYxLkNyZWF0ZUdyb3VwUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuQ3JlYXRlR3JvdXBSZXNwb25zZRJgCg9HZXRDb252ZXJzYXRpb24SJS5jaGF0Lmdyb3VwLnYxLkdldENvbnZlcnNhdGlvblJlcXVlc3QaJi5jaGF0Lmdyb3VwLnYxLkdldENvbnZlcnNhdGlvblJlc3BvbnNlEloKDUdldE1lbWJlcnNoaXASIy5jaGF0Lmdyb3VwLnYxLkdldE1lbWJlcnNoaXBSZXF1ZXN0GiQuY2hhdC5ncm91cC52MS5HZXRNZW1iZXJzaGlwUmVzcG9uc2USVAoLTGlzdE1lbWJlcnMSIS5jaGF0Lmdyb3VwLnYxLkxpc3RNZW1iZXJzUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJyChVMaXN0VXNlckNvbnZlcnNhdGlvbnMSKy5jaGF0Lmdyb3VwLnYxLkxpc3RVc2VyQ29udmVyc2F0aW9uc1JlcXVlc3QaLC5jaGF0Lmdyb3VwLnYxLkxpc3RVc2VyQ29udmVyc2F0aW9uc1Jlc3BvbnNlEmkKEkdldFVzZXJNZW1iZXJzaGlwcxIoLmNoYXQuZ3JvdXAudjEuR2V0VXNlck1lbWJlcnNoaXBzUmVxdWVzdBopLmNoYXQuZ3JvdXAudjEuR2V0VXNlck1lbWJlcnNoaXBzUmVzcG9uc2USXQoORmlsdGVyQ29udGFjdHMSJC5jaGF0Lmdyb3VwLnYxLkZpbHRlckNvbnRhY3RzUmVxdWVzdBolLmNoYXQuZ3JvdXAudjEuRmlsdGVyQ29udGFjdHNSZXNwb25zZRJRCgpBZGRNZW1iZXJzEiAuY2hhdC5ncm91cC52MS5BZGRNZW1iZXJzUmVxdWVzdBohLmNoYXQuZ3JvdXAudjEuQWRkTWVtYmVyc1Jlc3BvbnNlElcKDFJlbW92ZU1lbWJlchIiLmNoYXQuZ3JvdXAudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBojLmNoYXQuZ3JvdXAudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USVAoLUmVuYW1lR3JvdXASIS5jaGF0Lmdyb3VwLnYxLlJlbmFtZUdyb3VwUmVxdWVzdBoiLmNoYXQuZ3JvdXAudjEuUmVuYW1lR3JvdXBSZXNwb25zZRJaCg1TZXRNZW1iZXJSb2xlEiMuY2hhdC5ncm91cC52MS5TZXRNZW1iZXJSb2xlUmVxdWVzdBokLmNoYXQuZ3JvdXAudjEuU2V0TWVtYmVyUm9sZVJlc3BvbnNlElQKC0RlbGV0ZUdyb3VwEiEuY2hhdC5ncm91cC52MS5EZWxldGVHcm91cFJlcXVlc3QaIi5jaGF0Lmdyb3VwLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_chat_api_v1_enums, file_chat_api_v1_model]);
 
 /**
  * A conversation as the group service stores it.
@@ -495,6 +495,62 @@ export const ListUserConversationsResponseSchema: GenMessage<ListUserConversatio
   messageDesc(file_chat_group_v1_group, 13);
 
 /**
+ * Request of GroupService.GetUserMemberships.
+ *
+ * @generated from message chat.group.v1.GetUserMembershipsRequest
+ */
+export type GetUserMembershipsRequest = Message<"chat.group.v1.GetUserMembershipsRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The conversations to look up.
+   *
+   * @generated from field: repeated string conversation_ids = 2;
+   */
+  conversationIds: string[];
+
+  /**
+   * Also every current membership in conversations of at least this many members (0: none).
+   *
+   * @generated from field: uint32 min_member_count = 3;
+   */
+  minMemberCount: number;
+};
+
+/**
+ * Describes the message chat.group.v1.GetUserMembershipsRequest.
+ * Use `create(GetUserMembershipsRequestSchema)` to create a new message.
+ */
+export const GetUserMembershipsRequestSchema: GenMessage<GetUserMembershipsRequest> = /*@__PURE__*/
+  messageDesc(file_chat_group_v1_group, 14);
+
+/**
+ * Response of GroupService.GetUserMemberships.
+ *
+ * @generated from message chat.group.v1.GetUserMembershipsResponse
+ */
+export type GetUserMembershipsResponse = Message<"chat.group.v1.GetUserMembershipsResponse"> & {
+  /**
+   * The memberships found, with their conversations.
+   *
+   * @generated from field: repeated chat.group.v1.GetMembershipResponse memberships = 1;
+   */
+  memberships: GetMembershipResponse[];
+};
+
+/**
+ * Describes the message chat.group.v1.GetUserMembershipsResponse.
+ * Use `create(GetUserMembershipsResponseSchema)` to create a new message.
+ */
+export const GetUserMembershipsResponseSchema: GenMessage<GetUserMembershipsResponse> = /*@__PURE__*/
+  messageDesc(file_chat_group_v1_group, 15);
+
+/**
  * Request of GroupService.FilterContacts.
  *
  * @generated from message chat.group.v1.FilterContactsRequest
@@ -520,7 +576,7 @@ export type FilterContactsRequest = Message<"chat.group.v1.FilterContactsRequest
  * Use `create(FilterContactsRequestSchema)` to create a new message.
  */
 export const FilterContactsRequestSchema: GenMessage<FilterContactsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 14);
+  messageDesc(file_chat_group_v1_group, 16);
 
 /**
  * Response of GroupService.FilterContacts.
@@ -541,7 +597,7 @@ export type FilterContactsResponse = Message<"chat.group.v1.FilterContactsRespon
  * Use `create(FilterContactsResponseSchema)` to create a new message.
  */
 export const FilterContactsResponseSchema: GenMessage<FilterContactsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 15);
+  messageDesc(file_chat_group_v1_group, 17);
 
 /**
  * Request of GroupService.AddMembers.
@@ -576,7 +632,7 @@ export type AddMembersRequest = Message<"chat.group.v1.AddMembersRequest"> & {
  * Use `create(AddMembersRequestSchema)` to create a new message.
  */
 export const AddMembersRequestSchema: GenMessage<AddMembersRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 16);
+  messageDesc(file_chat_group_v1_group, 18);
 
 /**
  * Response of GroupService.AddMembers.
@@ -597,7 +653,7 @@ export type AddMembersResponse = Message<"chat.group.v1.AddMembersResponse"> & {
  * Use `create(AddMembersResponseSchema)` to create a new message.
  */
 export const AddMembersResponseSchema: GenMessage<AddMembersResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 17);
+  messageDesc(file_chat_group_v1_group, 19);
 
 /**
  * Request of GroupService.RemoveMember.
@@ -632,7 +688,7 @@ export type RemoveMemberRequest = Message<"chat.group.v1.RemoveMemberRequest"> &
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 18);
+  messageDesc(file_chat_group_v1_group, 20);
 
 /**
  * Response of GroupService.RemoveMember.
@@ -653,7 +709,7 @@ export type RemoveMemberResponse = Message<"chat.group.v1.RemoveMemberResponse">
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 19);
+  messageDesc(file_chat_group_v1_group, 21);
 
 /**
  * Request of GroupService.RenameGroup.
@@ -688,7 +744,7 @@ export type RenameGroupRequest = Message<"chat.group.v1.RenameGroupRequest"> & {
  * Use `create(RenameGroupRequestSchema)` to create a new message.
  */
 export const RenameGroupRequestSchema: GenMessage<RenameGroupRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 20);
+  messageDesc(file_chat_group_v1_group, 22);
 
 /**
  * Response of GroupService.RenameGroup.
@@ -709,7 +765,7 @@ export type RenameGroupResponse = Message<"chat.group.v1.RenameGroupResponse"> &
  * Use `create(RenameGroupResponseSchema)` to create a new message.
  */
 export const RenameGroupResponseSchema: GenMessage<RenameGroupResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 21);
+  messageDesc(file_chat_group_v1_group, 23);
 
 /**
  * Request of GroupService.SetMemberRole.
@@ -751,7 +807,7 @@ export type SetMemberRoleRequest = Message<"chat.group.v1.SetMemberRoleRequest">
  * Use `create(SetMemberRoleRequestSchema)` to create a new message.
  */
 export const SetMemberRoleRequestSchema: GenMessage<SetMemberRoleRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 22);
+  messageDesc(file_chat_group_v1_group, 24);
 
 /**
  * Response of GroupService.SetMemberRole.
@@ -772,7 +828,7 @@ export type SetMemberRoleResponse = Message<"chat.group.v1.SetMemberRoleResponse
  * Use `create(SetMemberRoleResponseSchema)` to create a new message.
  */
 export const SetMemberRoleResponseSchema: GenMessage<SetMemberRoleResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 23);
+  messageDesc(file_chat_group_v1_group, 25);
 
 /**
  * Request of GroupService.DeleteGroup.
@@ -800,7 +856,7 @@ export type DeleteGroupRequest = Message<"chat.group.v1.DeleteGroupRequest"> & {
  * Use `create(DeleteGroupRequestSchema)` to create a new message.
  */
 export const DeleteGroupRequestSchema: GenMessage<DeleteGroupRequest> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 24);
+  messageDesc(file_chat_group_v1_group, 26);
 
 /**
  * Response of GroupService.DeleteGroup.
@@ -815,7 +871,7 @@ export type DeleteGroupResponse = Message<"chat.group.v1.DeleteGroupResponse"> &
  * Use `create(DeleteGroupResponseSchema)` to create a new message.
  */
 export const DeleteGroupResponseSchema: GenMessage<DeleteGroupResponse> = /*@__PURE__*/
-  messageDesc(file_chat_group_v1_group, 25);
+  messageDesc(file_chat_group_v1_group, 27);
 
 /**
  * GroupService owns users, conversations, memberships, roles and limits (PostgreSQL).
@@ -884,6 +940,18 @@ export const GroupService: GenService<{
     methodKind: "unary";
     input: typeof ListUserConversationsRequestSchema;
     output: typeof ListUserConversationsResponseSchema;
+  },
+  /**
+   * Returns a user's memberships (current or past) of the given conversations, plus every current
+   * membership in conversations of at least min_member_count members: what the message store's
+   * Sync needs, in one call. Deleted conversations, and those the user never joined, are left out.
+   *
+   * @generated from rpc chat.group.v1.GroupService.GetUserMemberships
+   */
+  getUserMemberships: {
+    methodKind: "unary";
+    input: typeof GetUserMembershipsRequestSchema;
+    output: typeof GetUserMembershipsResponseSchema;
   },
   /**
    * Returns which of the given users share at least one conversation with a user, both as current

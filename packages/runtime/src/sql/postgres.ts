@@ -1,5 +1,7 @@
 // The production SQL driver: PostgreSQL through a pg connection pool. A transaction runs on one
-// checked-out connection between BEGIN and COMMIT (ROLLBACK when its function throws).
+// checked-out connection between BEGIN and COMMIT (ROLLBACK when its function throws). Queries
+// with parameters run as named prepared statements: each connection plans one once, not on every
+// call (planning cost more than running the services' indexed lookups).
 import pg from "pg";
 import { oid, sharedParsers, type Sql, type SqlExecutor } from "./port.js";
 import { redactUrl } from "../config.js";
@@ -19,10 +21,18 @@ const parsers: Record<number, Parser> = {
 // Results come in text format (this driver never asks pg for binary).
 const types: pg.CustomTypesConfig = { getTypeParser: (id: number) => parsers[id] ?? defaultParser(id) };
 
+/** Statement names by text: the services' queries are a fixed set of texts. */
+const statementNames = new Map<string, string>();
+const statementName = (text: string): string => {
+  let name = statementNames.get(text);
+  if (name === undefined) statementNames.set(text, (name = `chat_${statementNames.size + 1}`));
+  return name;
+};
+
 function executor(q: pg.Pool | pg.PoolClient): SqlExecutor {
   return {
     async query<R>(text: string, params?: unknown[]) {
-      const r = await q.query(text, params);
+      const r = params === undefined || params.length === 0 ? await q.query(text) : await q.query({ name: statementName(text), text, values: params });
       return { rows: r.rows as R[], rowCount: r.rowCount ?? r.rows.length };
     },
     async exec(script: string) {

@@ -47,6 +47,11 @@ export interface GroupStore {
   listMembers(conversationId: string, afterUserId: string, limit: number): Promise<MemberRow[]>;
   /** The user's current memberships ordered by conversation id, after `afterConversationId`; only conversations of at least `minMembers` members. */
   listUserMemberships(userId: string, afterConversationId: string, limit: number, minMembers?: number): Promise<{ membership: Membership; conversation: ConversationInfo }[]>;
+  /**
+   * The user's memberships (current or past) of these conversations, plus their current
+   * memberships in conversations of at least `minMembers` members (0: none); deleted conversations left out.
+   */
+  userMemberships(userId: string, conversationIds: string[], minMembers: number): Promise<{ membership: Membership; conversation: ConversationInfo }[]>;
   /** Those of `others` who share at least one conversation with `userId`, both as current members. */
   filterContacts(userId: string, others: string[]): Promise<string[]>;
   /**

@@ -140,6 +140,20 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
       );
       return r.rows.map((row) => ({ membership: toMembership(row), conversation: toConversation(row) }));
     },
+    async userMemberships(userId, conversationIds, minMembers) {
+      if (conversationIds.length === 0 && minMembers === 0) return [];
+      // Two indexed lookups (the primary key for the named ones, the by-user index for the large
+      // ones), not one condition with OR, which would scan every membership.
+      const r = await sql.query<MembershipRow & ConversationRow>(
+        `SELECT ${MEMBERSHIP}, ${CONVERSATION} FROM group_members m JOIN group_conversations c USING (conversation_id)
+         WHERE m.user_id = $1 AND NOT c.deleted AND m.conversation_id IN (SELECT jsonb_array_elements_text($2::jsonb))
+         UNION
+         SELECT ${MEMBERSHIP}, ${CONVERSATION} FROM group_members m JOIN group_conversations c USING (conversation_id)
+         WHERE m.user_id = $1 AND m.member AND NOT c.deleted AND $3 > 0 AND c.member_count >= $3`,
+        [userId, JSON.stringify(conversationIds), minMembers],
+      );
+      return r.rows.map((row) => ({ membership: toMembership(row), conversation: toConversation(row) }));
+    },
     async filterContacts(userId, others) {
       if (others.length === 0) return [];
       const r = await sql.query<{ user_id: string }>(

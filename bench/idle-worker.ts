@@ -1,0 +1,153 @@
+// A load-generator worker of the idle scenario (bench/idle.ts): one process holds up to a few
+// tens of thousands of WebSocket clients (a process may hold at most its file-descriptor limit),
+// all connected to one edge from several 127.0.0.x source addresses. They answer pings (the `ws`
+// client does) and otherwise stay quiet. For the reconnect storm, some of them are dropped, their
+// peers send each of them one message, and they all reconnect at once and catch up with Sync.
+import { DEV_JWT_SECRET } from "../cmd/services.js";
+import { mintToken } from "../cmd/token.js";
+import { ChatSocket } from "../packages/client/src/websocket.js";
+
+export type WorkerCommand =
+  | { type: "connect"; url: string; from: number; to: number; sources: number }
+  | { type: "storm-prepare"; step: number; count: number }
+  | { type: "storm-drop" }
+  | { type: "storm-send" }
+  | { type: "storm-reconnect" }
+  | { type: "stop" };
+
+export type WorkerReport =
+  | { type: "connected"; connected: number; failed: number; firstError?: string }
+  | { type: "prepared"; storm: number }
+  | { type: "dropped"; dropped: number }
+  | { type: "sent"; sent: number; failed: number }
+  | { type: "resumed"; finishedAt: number; resumed: number; failed: number; retries: number; missing: number; duplicates: number; firstError?: string };
+
+const userOf = (i: number) => `idle-${i}`;
+const quiet = () => undefined;
+/** Connections opened at once. */
+const WAVE = 200;
+
+const sockets = new Map<number, ChatSocket>();
+let url = "";
+let sources = 1;
+/** Storm clients (dropped and reconnected) with the conversation their peer writes in. */
+const storm = new Map<number, string>();
+
+const reply = (report: WorkerReport) => process.send?.(report);
+
+async function open(i: number): Promise<ChatSocket> {
+  return ChatSocket.connect({ url, token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i)), deviceId: "bench", localAddress: `127.0.0.${1 + (i % sources)}`, onEvent: quiet });
+}
+
+async function inWaves<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let k = 0; k < items.length; k += WAVE) await Promise.all(items.slice(k, k + WAVE).map(fn));
+}
+
+async function handle(cmd: WorkerCommand): Promise<void> {
+  switch (cmd.type) {
+    case "connect": {
+      url = cmd.url;
+      sources = cmd.sources;
+      let failed = 0;
+      let firstError: string | undefined;
+      const indices = Array.from({ length: cmd.to - cmd.from }, (_, k) => cmd.from + k);
+      await inWaves(indices, async (i) => {
+        try {
+          sockets.set(i, await open(i));
+        } catch (err) {
+          failed++;
+          firstError ??= String(err);
+        }
+      });
+      reply({ type: "connected", connected: sockets.size, failed, ...(firstError === undefined ? {} : { firstError }) });
+      return;
+    }
+    case "storm-prepare": {
+      // Client i (every step-th, up to count overall) is dropped; client i + 1 is its peer.
+      const mine = [...sockets.keys()].filter((i) => i % cmd.step === 0 && i / cmd.step < cmd.count && sockets.has(i + 1));
+      await inWaves(mine, async (i) => {
+        const r = await sockets.get(i + 1)?.call("getOrCreateDirectConversation", { peerId: userOf(i) });
+        storm.set(i, r?.conversation?.conversationId ?? "");
+      });
+      reply({ type: "prepared", storm: storm.size });
+      return;
+    }
+    case "storm-drop": {
+      await Promise.all(
+        [...storm.keys()].map(async (i) => {
+          const s = sockets.get(i);
+          sockets.delete(i);
+          if (s === undefined) return;
+          const closed = new Promise((r) => s.ws.once("close", r));
+          s.ws.terminate(); // the connection is cut, not closed politely
+          await closed;
+        }),
+      );
+      reply({ type: "dropped", dropped: storm.size });
+      return;
+    }
+    case "storm-send": {
+      let sent = 0;
+      let failed = 0;
+      await inWaves([...storm], async ([i, conversationId]) => {
+        try {
+          await sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: `storm-${i}`, text: `while ${userOf(i)} was away` });
+          sent++;
+        } catch {
+          failed++;
+        }
+      });
+      reply({ type: "sent", sent, failed });
+      return;
+    }
+    case "storm-reconnect": {
+      // All at once: every dropped client connects again and syncs from its cursor (0 in the peer's
+      // conversation). Like a real client, one that is refused (busy, timed out) tries again after a
+      // randomised, growing pause, for up to two minutes.
+      let resumed = 0;
+      let failed = 0;
+      let retries = 0;
+      let missing = 0;
+      let duplicates = 0;
+      let firstError: string | undefined;
+      const giveUpAt = Date.now() + 120_000;
+      await Promise.all(
+        [...storm].map(async ([i, conversationId]) => {
+          for (let attempt = 0; ; attempt++) {
+            try {
+              let s = sockets.get(i);
+              if (s === undefined) sockets.set(i, (s = await open(i)));
+              const r = await s.call("sync", { cursors: [{ conversationId, seq: 0n }] });
+              const got = r.updates.filter((u) => u.conversation?.conversationId === conversationId).flatMap((u) => u.messages);
+              if (got.length === 0) missing++;
+              if (got.length > 1) duplicates += got.length - 1;
+              resumed++;
+              return;
+            } catch (err) {
+              firstError ??= String(err);
+              if (sockets.get(i)?.ws.readyState !== 1) sockets.delete(i);
+              if (Date.now() > giveUpAt) {
+                failed++;
+                return;
+              }
+              retries++;
+              await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+            }
+          }
+        }),
+      );
+      reply({ type: "resumed", finishedAt: Date.now(), resumed, failed, retries, missing, duplicates, ...(firstError === undefined ? {} : { firstError }) });
+      return;
+    }
+    case "stop":
+      await Promise.all([...sockets.values()].map((s) => s.close()));
+      process.exit(0);
+  }
+}
+
+process.on("message", (cmd: WorkerCommand) => {
+  handle(cmd).catch((err: unknown) => {
+    process.stderr.write(`idle worker: ${String(err)}\n`);
+    process.exit(1);
+  });
+});
