@@ -100,6 +100,7 @@ seccompProfile:
 {{- if not $root.Values.redis.existingSecret }}
 REDIS_URL: {{ required "redis.url or redis.existingSecret is required" $root.Values.redis.url | quote }}
 {{- end }}
+REDIS_KEY_PREFIX: {{ $root.Values.redis.keyPrefix | default "chat" | quote }}
 {{- else if eq $store "postgres" }}
 {{- if not $root.Values.postgres.existingSecret }}
 PG_URL: {{ required "postgres.url or postgres.existingSecret is required" $root.Values.postgres.url | quote }}
