@@ -26,6 +26,8 @@ const userOf = (i: number) => `idle-${i}`;
 const quiet = () => undefined;
 /** Connections opened at once. */
 const WAVE = 200;
+/** Requests of the storm's set-up in flight at once per worker. */
+const CALLS = 50;
 
 const sockets = new Map<number, ChatSocket>();
 let url = "";
@@ -39,8 +41,20 @@ async function open(i: number): Promise<ChatSocket> {
   return ChatSocket.connect({ url, token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i)), deviceId: "bench", localAddress: `127.0.0.${1 + (i % sources)}`, onEvent: quiet });
 }
 
-async function inWaves<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let k = 0; k < items.length; k += WAVE) await Promise.all(items.slice(k, k + WAVE).map(fn));
+async function inWaves<T>(items: T[], fn: (item: T) => Promise<void>, wave = WAVE): Promise<void> {
+  for (let k = 0; k < items.length; k += wave) await Promise.all(items.slice(k, k + wave).map(fn));
+}
+
+/** A request retried like a client would (growing, randomised pauses) while the mesh is busy. */
+async function retried<T>(fn: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt + 1 >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+    }
+  }
 }
 
 async function handle(cmd: WorkerCommand): Promise<void> {
@@ -65,10 +79,14 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case "storm-prepare": {
       // Client i (every step-th, up to count overall) is dropped; client i + 1 is its peer.
       const mine = [...sockets.keys()].filter((i) => i % cmd.step === 0 && i / cmd.step < cmd.count && sockets.has(i + 1));
-      await inWaves(mine, async (i) => {
-        const r = await sockets.get(i + 1)?.call("getOrCreateDirectConversation", { peerId: userOf(i) });
-        storm.set(i, r?.conversation?.conversationId ?? "");
-      });
+      await inWaves(
+        mine,
+        async (i) => {
+          const r = await retried(async () => sockets.get(i + 1)?.call("getOrCreateDirectConversation", { peerId: userOf(i) }));
+          storm.set(i, r?.conversation?.conversationId ?? "");
+        },
+        CALLS,
+      );
       reply({ type: "prepared", storm: storm.size });
       return;
     }
@@ -89,14 +107,18 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case "storm-send": {
       let sent = 0;
       let failed = 0;
-      await inWaves([...storm], async ([i, conversationId]) => {
-        try {
-          await sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: `storm-${i}`, text: `while ${userOf(i)} was away` });
-          sent++;
-        } catch {
-          failed++;
-        }
-      });
+      await inWaves(
+        [...storm],
+        async ([i, conversationId]) => {
+          try {
+            await retried(async () => sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: `storm-${i}`, text: `while ${userOf(i)} was away` }));
+            sent++;
+          } catch {
+            failed++;
+          }
+        },
+        CALLS,
+      );
       reply({ type: "sent", sent, failed });
       return;
     }

@@ -41,14 +41,11 @@ interface EdgeMemory {
   heapAfterMB: number;
   rssPerConnectionKB: number;
   heapPerConnectionKB: number;
-  /** Growth per connection over the second half of the connections. */
-  rssSlopeKB: number;
-  heapSlopeKB: number;
 }
 
 const WORKER = fileURLToPath(new URL("./idle-worker.js", import.meta.url));
 const SOURCES = 8;
-/** A pause before memory is read (registrations and the first heartbeats done). */
+/** A pause before the idle period (registrations and the first heartbeats done). */
 const SETTLE_MS = 5_000;
 const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
 const kb = (bytes: number) => Math.round(bytes / 100) / 10;
@@ -97,30 +94,21 @@ export async function idleBench(o: IdleBenchOptions) {
     const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
     const before = await readMemory();
 
-    // Connect: worker i holds clients [i*perEdge, ...) on edge i, in two halves; the memory is read
-    // after each, so the second half's growth (the slope) is free of one-off costs (code, caches,
-    // the young generation growing), and the whole (after minus before) is reported beside it.
+    // Connect: worker i holds clients [i*perEdge, ...) on edge i; all workers at once.
     const t0 = performance.now();
     const progress = setInterval(() => o.log(`[idle] connecting: ${((performance.now() - t0) / 1000).toFixed(0)} s`), 5_000);
-    const connectHalf = (half: 0 | 1) =>
-      Promise.all(
-        workers.map((w, i) => {
-          const start = i * o.perEdge;
-          const end = Math.min(o.clients, start + o.perEdge);
-          const mid = start + Math.floor((end - start) / 2);
-          const url = `ws://127.0.0.1:${PUBLIC_PORT + o.portOffset + (edges[i]?.instance ?? 0)}/ws`;
-          return w.ask({ type: "connect", url, from: half === 0 ? start : mid, to: half === 0 ? mid : end, sources: SOURCES }, "connected");
-        }),
-      );
-    const firstHalf = await connectHalf(0);
-    await settle();
-    const middle = await readMemory();
-    const connected = await connectHalf(1);
+    const connected = await Promise.all(
+      workers.map((w, i) => {
+        const from = i * o.perEdge;
+        const url = `ws://127.0.0.1:${PUBLIC_PORT + o.portOffset + (edges[i]?.instance ?? 0)}/ws`;
+        return w.ask({ type: "connect", url, from, to: Math.min(o.clients, from + o.perEdge), sources: SOURCES }, "connected");
+      }),
+    );
     clearInterval(progress);
     const total = connected.reduce((n, c) => n + c.connected, 0);
-    const failed = firstHalf.reduce((n, c) => n + c.failed, 0) + connected.reduce((n, c) => n + c.failed, 0);
-    const connectS = (performance.now() - t0 - SETTLE_MS) / 1000;
-    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges${failed > 0 ? ` (${failed} failed: ${[...firstHalf, ...connected].find((c) => c.firstError)?.firstError ?? ""})` : ""}`);
+    const failed = connected.reduce((n, c) => n + c.failed, 0);
+    const connectS = (performance.now() - t0) / 1000;
+    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges${failed > 0 ? ` (${failed} failed: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}`);
 
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
@@ -130,9 +118,8 @@ export async function idleBench(o: IdleBenchOptions) {
     const idle = usage(idleBefore, idleAfter, o.idleS);
     const after = await readMemory();
     const memory: EdgeMemory[] = edges.map((e, i) => {
-      const [b, m, a] = [before[i], middle[i], after[i]].map((x) => x ?? { rss: 0, heap: 0 }) as [Mem, Mem, Mem];
+      const [b, a] = [before[i], after[i]].map((x) => x ?? { rss: 0, heap: 0 }) as [Mem, Mem];
       const n = connected[i]?.connected ?? 0;
-      const half = n - (firstHalf[i]?.connected ?? 0);
       return {
         edge: edgeName(e),
         connections: n,
@@ -142,17 +129,13 @@ export async function idleBench(o: IdleBenchOptions) {
         heapAfterMB: mb(a.heap),
         rssPerConnectionKB: n === 0 ? 0 : kb((a.rss - b.rss) / n),
         heapPerConnectionKB: n === 0 ? 0 : kb((a.heap - b.heap) / n),
-        rssSlopeKB: half === 0 ? 0 : kb((a.rss - m.rss) / half),
-        heapSlopeKB: half === 0 ? 0 : kb((a.heap - m.heap) / half),
       };
     });
     const sum = (f: (m: EdgeMemory) => number) => memory.reduce((s, m) => s + f(m), 0);
-    const secondHalf = total - firstHalf.reduce((n, c) => n + c.connected, 0);
     const perConnection = {
       rssKB: kb(sum((m) => m.rssPerConnectionKB * m.connections * 1000) / total),
       heapKB: kb(sum((m) => m.heapPerConnectionKB * m.connections * 1000) / total),
-      rssSlopeKB: kb(sum((m) => m.rssSlopeKB * 1000 * (m.connections - (firstHalf[memory.indexOf(m)]?.connected ?? 0))) / secondHalf),
-      heapSlopeKB: kb(sum((m) => m.heapSlopeKB * 1000 * (m.connections - (firstHalf[memory.indexOf(m)]?.connected ?? 0))) / secondHalf),
+      rssMaxEdgeKB: Math.max(...memory.map((m) => m.rssPerConnectionKB)),
     };
     const edgeCpuSeconds = Object.entries(idle)
       .filter(([name]) => name === "edge" || name.startsWith("edge-"))
@@ -164,8 +147,8 @@ export async function idleBench(o: IdleBenchOptions) {
       presenceCpuPercent: idle["presence"]?.cpuPercent ?? 0,
       redisCpuPercent: idle["redis"]?.cpuPercent ?? 0,
     };
-    o.log(`edge memory per idle connection: RSS ${perConnection.rssSlopeKB} KB, V8 heap ${perConnection.heapSlopeKB} KB (growth over the second half); whole run: RSS ${perConnection.rssKB} KB, heap ${perConnection.heapKB} KB (after minus before, ${total} connections)`);
-    for (const m of memory) o.log(`  ${m.edge.padEnd(8)} ${String(m.connections).padStart(6)} conns  RSS ${m.rssBeforeMB} -> ${m.rssAfterMB} MB (${m.rssPerConnectionKB} KB/conn, slope ${m.rssSlopeKB})  heap ${m.heapBeforeMB} -> ${m.heapAfterMB} MB (${m.heapPerConnectionKB} KB/conn, slope ${m.heapSlopeKB})`);
+    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (after the idle period minus before connecting, ${total} connections)`);
+    for (const m of memory) o.log(`  ${m.edge.padEnd(8)} ${String(m.connections).padStart(6)} conns  RSS ${m.rssBeforeMB} -> ${m.rssAfterMB} MB (${m.rssPerConnectionKB} KB/conn)  heap ${m.heapBeforeMB} -> ${m.heapAfterMB} MB (${m.heapPerConnectionKB} KB/conn)`);
     o.log(`heartbeat CPU while idle (${o.idleS} s): edges ${heartbeat.edgesCpuPercent}% of a core (${heartbeat.edgeCpuMicrosPerConnectionPerSecond} µs per connection per second), connection ${heartbeat.connectionCpuPercent}%, presence ${heartbeat.presenceCpuPercent}%, redis ${heartbeat.redisCpuPercent}%`);
 
     // The reconnect storm.

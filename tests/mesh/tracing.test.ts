@@ -52,7 +52,7 @@ for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
       ["routing: the message's consumer span", (s) => s.service === svc("routing") && /^route .*chat\.messages\.v1$/.test(s.name)],
       ["routing: the deliver span", (s) => s.service === svc("routing") && /^deliver \d+ events to edge$/.test(s.name)],
       ["edge: the Deliver server span", (s) => s.service === svc("edge") && /EdgeService\/Deliver$/.test(s.name) && s.parentSpanId !== ""],
-      ["edge: the recipient's frame", (s) => s.service === svc("edge") && s.name === "write events to sockets"],
+      ["edge: the recipient's frame", (s) => s.service === svc("edge") && s.name === "write event to sockets"],
     ];
     return waitFor(`every span of trace ${traceId}`, (spans) => {
       const mine = spans.filter((s) => s.traceId === traceId);
@@ -77,12 +77,12 @@ for (const mode of modes("tracing", 12_000)) describe(mode.name, () => {
         spans.find((s) => !before.has(s.spanId) && s.service === svc("edge") && s.name === "chat.api.v1.ChatService/SendMessage"),
       );
       const spans = await assertWholeTrace(send.traceId);
-      // The recipient's frame is written inside the Deliver server span on the edge.
-      const deliver = spans.find((s) => s.service === svc("edge") && /EdgeService\/Deliver$/.test(s.name));
-      const write = spans.find((s) => s.name === "write events to sockets");
-      assert.equal(write?.parentSpanId, deliver?.spanId, "the socket writes are a child of the Deliver server span");
-      // Routing's Deliver call is a child of the message's own consumer span (through the deliver span).
+      // The recipient's frame is written in a span of the message's own trace, a child of its consumer
+      // span (carried in the Deliver request per event, so a batched Deliver keeps every message's trace).
       const consumer = spans.find((s) => /^route /.test(s.name));
+      const write = spans.find((s) => s.name === "write event to sockets");
+      assert.equal(write?.parentSpanId, consumer?.spanId, "the socket writes are a child of the message's consumer span");
+      // Routing's Deliver call is a child of the message's own consumer span (through the deliver span).
       const deliverSpan = spans.find((s) => /^deliver \d+ events to edge$/.test(s.name));
       assert.equal(deliverSpan?.parentSpanId, consumer?.spanId, "the deliver span is a child of the message's consumer span");
       traces.push(send.traceId);

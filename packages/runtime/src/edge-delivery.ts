@@ -17,6 +17,8 @@ import type { Logger } from "./log.js";
 export interface EdgeDelivery {
   sessionIds: string[];
   event: Event;
+  /** The event's own trace context (W3C headers), carried to the edge's socket writes. */
+  traceHeaders?: Record<string, string>;
 }
 
 /** What one edge did with its deliveries. */
@@ -60,7 +62,7 @@ export function deliverRequests(deliveries: EdgeDelivery[], maxEntries = MAX_DEL
       sets.set(key, index);
       entries += d.sessionIds.length;
     }
-    current.deliveries.push(create(DeliverySchema, { event: d.event, sessionSet: index }));
+    current.deliveries.push(create(DeliverySchema, { event: d.event, sessionSet: index, ...(d.traceHeaders === undefined ? {} : { traceHeaders: d.traceHeaders }) }));
     entries++;
   }
   if (current.deliveries.length > 0) out.push(current);

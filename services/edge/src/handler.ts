@@ -1,7 +1,9 @@
 // EdgeService, the edge's internal face: routing hands it events for the sessions it holds.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { EdgeService } from "../../../gen/chat/edge/v1/edge_pb.js";
+import { context } from "@opentelemetry/api";
 import { tracer } from "../../../packages/runtime/src/telemetry/index.js";
+import { extractTraceContext } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { invalidArgument } from "../../../packages/runtime/src/errors.js";
 import type { ConnectionTable } from "./domain/connections.js";
 
@@ -16,13 +18,15 @@ export interface EdgeHandlerOptions {
 export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerOptions): ServiceImpl<typeof EdgeService> {
   return {
     async deliver(req) {
-      // The recipients' frames are written inside the Deliver server span, in one child span for
-      // the request (not one per frame: cheap at any fan-out).
-      const span = tracer("chat.edge").startSpan("write events to sockets", { attributes: { "chat.events": req.deliveries.length } });
+      // Each event's frames are written in a span of its own trace (its trace headers; the Deliver
+      // server span's trace when it has none): one span per event, not per socket, so cheap at any fan-out.
       let delivered = 0;
       const gone: string[] = [];
-      try {
-        for (const delivery of req.deliveries) {
+      for (const delivery of req.deliveries) {
+        const parent = Object.keys(delivery.traceHeaders).length === 0 ? context.active() : extractTraceContext(delivery.traceHeaders);
+        const span = tracer("chat.edge").startSpan("write event to sockets", {}, parent);
+        let written = 0;
+        try {
           const event = delivery.event;
           if (event === undefined) continue; // protovalidate requires it; kept for the type checker
           const sender = event.kind.case === "message" ? event.kind.value.message?.senderId : undefined;
@@ -33,14 +37,15 @@ export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerO
             const conn = table.get(sessionId);
             if (conn !== undefined && delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender) continue;
             if (conn === undefined || !conn.send(event)) gone.push(sessionId);
-            else delivered++;
+            else written++;
           }
+        } finally {
+          span.setAttribute("chat.delivered", written);
+          span.end();
+          delivered += written;
         }
-      } finally {
-        span.setAttributes({ "chat.delivered": delivered, "chat.gone": gone.length });
-        span.end();
       }
-      return { delivered, goneSessionIds: gone };
+      return { delivered, goneSessionIds: [...new Set(gone)] };
     },
     async drain(req) {
       return { clients: await drain(req.deadlineMs || defaultDrainMs) };

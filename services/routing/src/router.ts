@@ -104,10 +104,11 @@ export class Router {
     const plans: Fanout[] = items.map((item, i) => {
       const plan = fanout(audiences[i] ?? [], sessions, item.sender);
       const trace = item.trace ?? active;
+      const traceHeaders = plan.byEdge.size === 0 ? {} : injectTraceHeaders(trace);
       for (const [edgeId, sessionIds] of plan.byEdge) {
         const list = perEdge.get(edgeId);
-        if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event, trace }]);
-        else list.push({ sessionIds, event: item.event, trace });
+        if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event, trace, traceHeaders }]);
+        else list.push({ sessionIds, event: item.event, trace, traceHeaders });
       }
       return plan;
     });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/edge/v1/edge.proto.
  */
 export const file_chat_edge_v1_edge: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaGF0L2VkZ2UvdjEvZWRnZS5wcm90bxIMY2hhdC5lZGdlLnYxIo8BCghEZWxpdmVyeRITCgtzZXNzaW9uX2lkcxgBIAMoCRIpCgVldmVudBgCIAEoCzISLmNoYXQuYXBpLnYxLkV2ZW50Qga6SAPIAQESGQoRZXhjbHVkZV9kZXZpY2VfaWQYAyABKAkSGAoLc2Vzc2lvbl9zZXQYBCABKA1IAIgBAUIOCgxfc2Vzc2lvbl9zZXQiKwoKU2Vzc2lvblNldBIdCgtzZXNzaW9uX2lkcxgBIAMoCUIIukgFkgECCAEiggEKDkRlbGl2ZXJSZXF1ZXN0EjUKCmRlbGl2ZXJpZXMYASADKAsyFi5jaGF0LmVkZ2UudjEuRGVsaXZlcnlCCbpIBpIBAxCQThI5CgxzZXNzaW9uX3NldHMYAiADKAsyGC5jaGF0LmVkZ2UudjEuU2Vzc2lvblNldEIJukgGkgEDEJBOIj4KD0RlbGl2ZXJSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKA0SGAoQZ29uZV9zZXNzaW9uX2lkcxgCIAMoCSIuCgxEcmFpblJlcXVlc3QSHgoLZGVhZGxpbmVfbXMYASABKA1CCbpIBioEGMDPJCIgCg1EcmFpblJlc3BvbnNlEg8KB2NsaWVudHMYASABKA0ylwEKC0VkZ2VTZXJ2aWNlEkYKB0RlbGl2ZXISHC5jaGF0LmVkZ2UudjEuRGVsaXZlclJlcXVlc3QaHS5jaGF0LmVkZ2UudjEuRGVsaXZlclJlc3BvbnNlEkAKBURyYWluEhouY2hhdC5lZGdlLnYxLkRyYWluUmVxdWVzdBobLmNoYXQuZWRnZS52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_chat_api_v1_events]);
+  fileDesc("ChdjaGF0L2VkZ2UvdjEvZWRnZS5wcm90bxIMY2hhdC5lZGdlLnYxIoUCCghEZWxpdmVyeRITCgtzZXNzaW9uX2lkcxgBIAMoCRIpCgVldmVudBgCIAEoCzISLmNoYXQuYXBpLnYxLkV2ZW50Qga6SAPIAQESGQoRZXhjbHVkZV9kZXZpY2VfaWQYAyABKAkSGAoLc2Vzc2lvbl9zZXQYBCABKA1IAIgBARI/Cg10cmFjZV9oZWFkZXJzGAUgAygLMiguY2hhdC5lZGdlLnYxLkRlbGl2ZXJ5LlRyYWNlSGVhZGVyc0VudHJ5GjMKEVRyYWNlSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX3Nlc3Npb25fc2V0IisKClNlc3Npb25TZXQSHQoLc2Vzc2lvbl9pZHMYASADKAlCCLpIBZIBAggBIoIBCg5EZWxpdmVyUmVxdWVzdBI1CgpkZWxpdmVyaWVzGAEgAygLMhYuY2hhdC5lZGdlLnYxLkRlbGl2ZXJ5Qgm6SAaSAQMQkE4SOQoMc2Vzc2lvbl9zZXRzGAIgAygLMhguY2hhdC5lZGdlLnYxLlNlc3Npb25TZXRCCbpIBpIBAxCQTiI+Cg9EZWxpdmVyUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgNEhgKEGdvbmVfc2Vzc2lvbl9pZHMYAiADKAkiLgoMRHJhaW5SZXF1ZXN0Eh4KC2RlYWRsaW5lX21zGAEgASgNQgm6SAYqBBjAzyQiIAoNRHJhaW5SZXNwb25zZRIPCgdjbGllbnRzGAEgASgNMpcBCgtFZGdlU2VydmljZRJGCgdEZWxpdmVyEhwuY2hhdC5lZGdlLnYxLkRlbGl2ZXJSZXF1ZXN0Gh0uY2hhdC5lZGdlLnYxLkRlbGl2ZXJSZXNwb25zZRJACgVEcmFpbhIaLmNoYXQuZWRnZS52MS5EcmFpblJlcXVlc3QaGy5jaGF0LmVkZ2UudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_events]);
 
 /**
  * One event for one or more sessions on this edge.
@@ -50,6 +50,14 @@ export type Delivery = Message<"chat.edge.v1.Delivery"> & {
    * @generated from field: optional uint32 session_set = 4;
    */
   sessionSet?: number | undefined;
+
+  /**
+   * The event's own trace context (W3C traceparent, tracestate): the edge writes it to the sockets
+   * in a span of that trace, so every message of a batched request keeps its one trace.
+   *
+   * @generated from field: map<string, string> trace_headers = 5;
+   */
+  traceHeaders: { [key: string]: string };
 };
 
 /**

@@ -1,0 +1,43 @@
+// EdgeService.Deliver on the edge: events reach the sessions it holds (not the sending device),
+// sessions it does not hold are reported gone, and each event is written in a span of its own trace,
+// even when one request carries several messages.
+import { create } from "@bufbuild/protobuf";
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { EventSchema, type Event } from "../../../gen/chat/api/v1/events_pb.js";
+import { DeliverRequestSchema } from "../../../gen/chat/edge/v1/edge_pb.js";
+import { initTelemetry } from "../../../packages/runtime/src/telemetry/index.js";
+import { ConnectionTable } from "../src/domain/connections.js";
+import { createEdgeHandler } from "../src/handler.js";
+
+const telemetry = initTelemetry({ serviceName: "edge-deliver-test", memoryExporter: true });
+const message = (seq: number) => create(EventSchema, { kind: { case: "message", value: { message: { conversationId: "c1", seq: BigInt(seq), senderId: "ann" } } } });
+const traceparent = (traceId: string) => ({ traceparent: `00-${traceId}-${"1".repeat(16)}-01` });
+
+describe("EdgeService.Deliver", () => {
+  it("writes each event to its sessions, skips the sending device, reports gone sessions, and keeps each event's trace", async () => {
+    const table = new ConnectionTable();
+    const got = new Map<string, Event[]>();
+    for (const [sessionId, userId, deviceId] of [["s-ann-phone", "ann", "phone"], ["s-ann-laptop", "ann", "laptop"], ["s-bob", "bob", "phone"]] as const) {
+      got.set(sessionId, []);
+      table.add({ sessionId, userId, deviceId, send: (e) => (got.get(sessionId)?.push(e), true), drain: () => undefined });
+    }
+    const handler = createEdgeHandler({ table, drain: async () => 0, defaultDrainMs: 1000 });
+    const [t1, t2] = ["a".repeat(32), "b".repeat(32)];
+    const r = await handler.deliver(
+      create(DeliverRequestSchema, {
+        sessionSets: [{ sessionIds: ["s-ann-phone", "s-ann-laptop", "s-bob", "s-gone"] }],
+        deliveries: [
+          { event: message(1), sessionSet: 0, excludeDeviceId: "phone", traceHeaders: traceparent(t1) },
+          { event: message(2), sessionSet: 0, excludeDeviceId: "phone", traceHeaders: traceparent(t2) },
+        ],
+      }),
+      {} as never,
+    );
+    assert.deepEqual([r.delivered, r.goneSessionIds], [4, ["s-gone"]]);
+    assert.equal(got.get("s-ann-phone")?.length, 0, "not back to the sending device");
+    assert.deepEqual(got.get("s-bob")?.map((e) => (e.kind.case === "message" ? Number(e.kind.value.message?.seq) : 0)), [1, 2], "in order");
+    const writes = (await telemetry.finishedSpans()).filter((s) => s.name === "write event to sockets");
+    assert.deepEqual(writes.map((s) => s.spanContext().traceId).sort(), [t1, t2], "one span per event, each in its own trace");
+  });
+});
