@@ -113,10 +113,16 @@ export async function idleBench(o: IdleBenchOptions) {
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
     const idleBefore = sampleAll(o.pids);
+    // Memory is read every 2 s while everyone idles and the lowest reading kept: what the
+    // connections hold, not the garbage a collection has not reclaimed yet.
+    let after = await readMemory();
+    const reading = setInterval(() => {
+      void readMemory().then((now) => (after = after.map((a, i) => ({ rss: Math.min(a.rss, now[i]?.rss ?? a.rss), heap: Math.min(a.heap, now[i]?.heap ?? a.heap) }))));
+    }, 2_000);
     await new Promise((r) => setTimeout(r, o.idleS * 1000));
+    clearInterval(reading);
     const idleAfter = sampleAll(o.pids);
     const idle = usage(idleBefore, idleAfter, o.idleS);
-    const after = await readMemory();
     const memory: EdgeMemory[] = edges.map((e, i) => {
       const [b, a] = [before[i], after[i]].map((x) => x ?? { rss: 0, heap: 0 }) as [Mem, Mem];
       const n = connected[i]?.connected ?? 0;
@@ -147,10 +153,11 @@ export async function idleBench(o: IdleBenchOptions) {
       presenceCpuPercent: idle["presence"]?.cpuPercent ?? 0,
       redisCpuPercent: idle["redis"]?.cpuPercent ?? 0,
     };
-    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (after the idle period minus before connecting, ${total} connections)`);
+    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (lowest reading while idle minus before connecting, ${total} connections)`);
     for (const m of memory) o.log(`  ${m.edge.padEnd(8)} ${String(m.connections).padStart(6)} conns  RSS ${m.rssBeforeMB} -> ${m.rssAfterMB} MB (${m.rssPerConnectionKB} KB/conn)  heap ${m.heapBeforeMB} -> ${m.heapAfterMB} MB (${m.heapPerConnectionKB} KB/conn)`);
     o.log(`heartbeat CPU while idle (${o.idleS} s): edges ${heartbeat.edgesCpuPercent}% of a core (${heartbeat.edgeCpuMicrosPerConnectionPerSecond} µs per connection per second), connection ${heartbeat.connectionCpuPercent}%, presence ${heartbeat.presenceCpuPercent}%, redis ${heartbeat.redisCpuPercent}%`);
 
+    if (o.storm === 0) return { clients: o.clients, connected: total, connectFailures: failed, connectSeconds: Math.round(connectS * 10) / 10, edges: edges.length, sourceAddresses: SOURCES, memory: { ...perConnection, perEdge: memory }, heartbeat: { idleSeconds: o.idleS, ...heartbeat } };
     // The reconnect storm.
     const step = Math.max(2, Math.floor(total / o.storm));
     const prepared = await Promise.all(workers.map((w) => w.ask({ type: "storm-prepare", step, count: o.storm }, "prepared")));

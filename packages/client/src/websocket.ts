@@ -31,6 +31,11 @@ export interface ConnectOptions {
   /** Source address to connect from (several 127.0.0.x for many clients). */
   localAddress?: string;
   onEvent?: (event: Event, receivedAt: number) => void;
+  /**
+   * Sees each server frame before it is decoded; returning true skips decoding it (a load
+   * generator that only needs to spot its own messages in the bytes saves the decoding).
+   */
+  onRaw?: (data: Buffer, receivedAt: number) => boolean;
 }
 
 export class ChatSocket {
@@ -43,9 +48,11 @@ export class ChatSocket {
     readonly ws: WebSocket,
     private readonly binary: boolean,
     private readonly onEvent?: (event: Event, receivedAt: number) => void,
+    onRaw?: (data: Buffer, receivedAt: number) => boolean,
   ) {
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const receivedAt = performance.now();
+      if (onRaw?.(data, receivedAt) === true) return;
       const frame = isBinary ? fromBinary(ServerFrameSchema, data) : fromJsonString(ServerFrameSchema, data.toString("utf8"));
       if (frame.response.case === "event") {
         if (this.onEvent !== undefined) this.onEvent(frame.response.value, receivedAt);
@@ -73,7 +80,7 @@ export class ChatSocket {
     const protocol = opts.protocol ?? "chat.v1.proto";
     const ws = new WebSocket(url, [protocol], { perMessageDeflate: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new ChatSocket(ws, protocol === "chat.v1.proto", opts.onEvent)));
+      ws.once("open", () => resolve(new ChatSocket(ws, protocol === "chat.v1.proto", opts.onEvent, opts.onRaw)));
       ws.once("unexpected-response", (_req, res) => reject(new Error(`handshake refused: HTTP ${res.statusCode}`)));
       ws.once("error", reject);
     });

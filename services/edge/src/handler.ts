@@ -5,7 +5,7 @@ import { context } from "@opentelemetry/api";
 import { tracer } from "../../../packages/runtime/src/telemetry/index.js";
 import { extractTraceContext } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { invalidArgument } from "../../../packages/runtime/src/errors.js";
-import type { ConnectionTable } from "./domain/connections.js";
+import type { ClientConnection, ConnectionTable } from "./domain/connections.js";
 
 export interface EdgeHandlerOptions {
   table: ConnectionTable;
@@ -22,28 +22,39 @@ export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerO
       // server span's trace when it has none): one span per event, not per socket, so cheap at any fan-out.
       let delivered = 0;
       const gone: string[] = [];
-      for (const delivery of req.deliveries) {
-        const parent = Object.keys(delivery.traceHeaders).length === 0 ? context.active() : extractTraceContext(delivery.traceHeaders);
-        const span = tracer("chat.edge").startSpan("write event to sockets", {}, parent);
-        let written = 0;
-        try {
-          const event = delivery.event;
-          if (event === undefined) continue; // protovalidate requires it; kept for the type checker
-          const sender = event.kind.case === "message" ? event.kind.value.message?.senderId : undefined;
-          const sessionIds = delivery.sessionSet === undefined ? delivery.sessionIds : req.sessionSets[delivery.sessionSet]?.sessionIds;
-          if (sessionIds === undefined) throw invalidArgument(`deliveries: session_set ${delivery.sessionSet} is not in session_sets`);
-          // The same event object for every session: connections encode it once per encoding.
-          for (const sessionId of sessionIds) {
-            const conn = table.get(sessionId);
-            if (conn !== undefined && delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender) continue;
-            if (conn === undefined || !conn.send(event)) gone.push(sessionId);
-            else written++;
+      // Several events for the same connections (a batch of a group's messages): each socket's
+      // frames go out together when the request is done.
+      const corked = req.deliveries.length > 1 ? new Set<ClientConnection>() : undefined;
+      try {
+        for (const delivery of req.deliveries) {
+          const parent = Object.keys(delivery.traceHeaders).length === 0 ? context.active() : extractTraceContext(delivery.traceHeaders);
+          const span = tracer("chat.edge").startSpan("write event to sockets", {}, parent);
+          let written = 0;
+          try {
+            const event = delivery.event;
+            if (event === undefined) continue; // protovalidate requires it; kept for the type checker
+            const sender = event.kind.case === "message" ? event.kind.value.message?.senderId : undefined;
+            const sessionIds = delivery.sessionSet === undefined ? delivery.sessionIds : req.sessionSets[delivery.sessionSet]?.sessionIds;
+            if (sessionIds === undefined) throw invalidArgument(`deliveries: session_set ${delivery.sessionSet} is not in session_sets`);
+            // The same event object for every session: connections encode it once per encoding.
+            for (const sessionId of sessionIds) {
+              const conn = table.get(sessionId);
+              if (conn !== undefined && delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender) continue;
+              if (conn !== undefined && corked !== undefined && conn.cork !== undefined && !corked.has(conn)) {
+                conn.cork();
+                corked.add(conn);
+              }
+              if (conn === undefined || !conn.send(event)) gone.push(sessionId);
+              else written++;
+            }
+          } finally {
+            span.setAttribute("chat.delivered", written);
+            span.end();
+            delivered += written;
           }
-        } finally {
-          span.setAttribute("chat.delivered", written);
-          span.end();
-          delivered += written;
         }
+      } finally {
+        for (const conn of corked ?? []) conn.uncork?.();
       }
       return { delivered, goneSessionIds: [...new Set(gone)] };
     },

@@ -1,6 +1,6 @@
 // EdgeService.Deliver on the edge: events reach the sessions it holds (not the sending device),
 // sessions it does not hold are reported gone, and each event is written in a span of its own trace,
-// even when one request carries several messages.
+// even when one request carries several messages; a socket's frames of one request go out together.
 import { create } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -18,9 +18,26 @@ describe("EdgeService.Deliver", () => {
   it("writes each event to its sessions, skips the sending device, reports gone sessions, and keeps each event's trace", async () => {
     const table = new ConnectionTable();
     const got = new Map<string, Event[]>();
+    /** Times a connection's socket would have written: each frame when not corked, once at uncork. */
+    const flushed = new Map<string, number>();
     for (const [sessionId, userId, deviceId] of [["s-ann-phone", "ann", "phone"], ["s-ann-laptop", "ann", "laptop"], ["s-bob", "bob", "phone"]] as const) {
       got.set(sessionId, []);
-      table.add({ sessionId, userId, deviceId, send: (e) => (got.get(sessionId)?.push(e), true), drain: () => undefined });
+      let corks = 0;
+      table.add({
+        sessionId,
+        userId,
+        deviceId,
+        send: (e) => {
+          got.get(sessionId)?.push(e);
+          if (corks === 0) flushed.set(sessionId, (flushed.get(sessionId) ?? 0) + 1);
+          return true;
+        },
+        drain: () => undefined,
+        cork: () => void corks++,
+        uncork: () => {
+          if (--corks === 0) flushed.set(sessionId, (flushed.get(sessionId) ?? 0) + 1);
+        },
+      });
     }
     const handler = createEdgeHandler({ table, drain: async () => 0, defaultDrainMs: 1000 });
     const [t1, t2] = ["a".repeat(32), "b".repeat(32)];
@@ -37,6 +54,7 @@ describe("EdgeService.Deliver", () => {
     assert.deepEqual([r.delivered, r.goneSessionIds], [4, ["s-gone"]]);
     assert.equal(got.get("s-ann-phone")?.length, 0, "not back to the sending device");
     assert.deepEqual(got.get("s-bob")?.map((e) => (e.kind.case === "message" ? Number(e.kind.value.message?.seq) : 0)), [1, 2], "in order");
+    assert.deepEqual(Object.fromEntries(flushed), { "s-ann-laptop": 1, "s-bob": 1 }, "each socket's two frames go out in one write, at the end of the request");
     const writes = (await telemetry.finishedSpans()).filter((s) => s.name === "write event to sockets");
     assert.deepEqual(writes.map((s) => s.spanContext().traceId).sort(), [t1, t2], "one span per event, each in its own trace");
   });

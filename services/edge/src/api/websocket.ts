@@ -8,6 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
@@ -40,6 +41,9 @@ export interface WebSocketOptions {
   /** True while the edge drains: new clients are sent elsewhere (503). */
   draining: () => boolean;
 }
+
+/** The TCP socket under a WebSocket (ws keeps it as `_socket`; it has no public accessor). */
+const socketOf = (ws: WebSocket): Socket | undefined => (ws as unknown as { _socket?: Socket })._socket;
 
 /** Heartbeat slices per ping interval: each tick pings one slice of the clients. */
 const SLICES = 20;
@@ -122,6 +126,14 @@ class WsClient implements ClientConnection {
   drain(reason: string, withinMs: number): void {
     this.answer(create(ServerFrameSchema, { response: { case: "event", value: { kind: { case: "reconnect", value: { reason, withinMs } } } } }));
     setTimeout(() => this.ws.close(1012, "edge draining"), withinMs).unref();
+  }
+
+  cork(): void {
+    socketOf(this.ws)?.cork();
+  }
+
+  uncork(): void {
+    socketOf(this.ws)?.uncork();
   }
 
   heartbeat(): void {

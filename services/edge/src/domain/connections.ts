@@ -10,6 +10,12 @@ export interface ClientConnection {
   send(event: Event): boolean;
   /** Asks the client to reconnect elsewhere and closes within the deadline. */
   drain(reason: string, withinMs: number): void;
+  /**
+   * Holds writes back until uncork (a Deliver of several events then reaches the socket in one
+   * system call instead of one per event). Optional: a connection may write as it goes.
+   */
+  cork?(): void;
+  uncork?(): void;
 }
 
 export class ConnectionTable {
