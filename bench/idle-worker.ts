@@ -5,7 +5,7 @@
 // peers send each of them one message, and they all reconnect at once and catch up with Sync.
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
-import { ChatSocket } from "../packages/client/src/websocket.js";
+import { ChatSocket, FrameError } from "../packages/client/src/websocket.js";
 
 export type WorkerCommand =
   | { type: "connect"; url: string; from: number; to: number; sources: number }
@@ -153,7 +153,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
                 return;
               }
               retries++;
-              await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+              // The server's hint when it gives one (it spreads the returns over the backlog), else a growing, randomised pause.
+              const hint = err instanceof FrameError ? err.retryAfterMs : 0;
+              await new Promise((r) => setTimeout(r, hint > 0 ? hint : Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
             }
           }
         }),

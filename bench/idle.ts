@@ -88,6 +88,8 @@ class Worker {
 export async function idleBench(o: IdleBenchOptions) {
   const edges = o.mesh.filter((p) => p.name === "edge").sort((a, b) => a.instance - b.instance);
   const workers = edges.map((_, i) => new Worker(i));
+  // The load generator's own CPU: its workers, one line each.
+  const pids: Record<string, number> = { ...o.pids, ...Object.fromEntries(workers.map((w, i) => [`loadgen-${i}`, w.child.pid ?? 0])) };
   const edgeName = (p: ClusterProcess) => (p.instance === 0 ? "edge" : `edge-${p.instance}`);
   try {
     const readMemory = () => Promise.all(edges.map(async (e) => ({ rss: sample(e.child.pid ?? 0)?.rssBytes ?? 0, heap: await heapUsed(e.address) })));
@@ -112,7 +114,7 @@ export async function idleBench(o: IdleBenchOptions) {
 
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
-    const idleBefore = sampleAll(o.pids);
+    const idleBefore = sampleAll(pids);
     // Memory is read every 2 s while everyone idles and the lowest reading kept: what the
     // connections hold, not the garbage a collection has not reclaimed yet.
     let after = await readMemory();
@@ -121,7 +123,7 @@ export async function idleBench(o: IdleBenchOptions) {
     }, 2_000);
     await new Promise((r) => setTimeout(r, o.idleS * 1000));
     clearInterval(reading);
-    const idleAfter = sampleAll(o.pids);
+    const idleAfter = sampleAll(pids);
     const idle = usage(idleBefore, idleAfter, o.idleS);
     const memory: EdgeMemory[] = edges.map((e, i) => {
       const [b, a] = [before[i], after[i]].map((x) => x ?? { rss: 0, heap: 0 }) as [Mem, Mem];
@@ -168,9 +170,9 @@ export async function idleBench(o: IdleBenchOptions) {
     const messages = sent.reduce((n, s) => n + s.sent, 0);
     await new Promise((r) => setTimeout(r, 1_000));
     const stormStart = Date.now();
-    const stormBefore = sampleAll(o.pids);
+    const stormBefore = sampleAll(pids);
     const resumed = await Promise.all(workers.map((w) => w.ask({ type: "storm-reconnect" }, "resumed")));
-    const stormCpu = usage(stormBefore, sampleAll(o.pids), (Date.now() - stormStart) / 1000);
+    const stormCpu = usage(stormBefore, sampleAll(pids), (Date.now() - stormStart) / 1000);
     const storm = {
       clients: stormSize,
       messagesSentWhileAway: messages,

@@ -125,7 +125,7 @@ export class ResilientChat {
       } catch (err) {
         const retry = !(err instanceof FrameError) || RETRYABLE.has(err.code);
         if (!retry || this.closed || Date.now() > deadline) throw err;
-        await sleep(Math.min(2_000, 50 * 2 ** attempt));
+        await sleep(Math.max(err instanceof FrameError ? err.retryAfterMs : 0, Math.min(2_000, 50 * 2 ** attempt)));
       }
     }
   }
@@ -142,11 +142,13 @@ export class ResilientChat {
     await this.socket?.close();
   }
 
-  /** Finds an edge, connects, catches up and watches again; retries (with backoff) until it works or the client is closed. */
+  /** Finds an edge, connects, catches up and watches again; retries (with backoff, or the server's hint) until it works or the client is closed. */
   private async reconnect(): Promise<ChatSocket> {
+    let hint = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new Error("client closed");
-      if (attempt > 0) await sleep(Math.min(2_000, 50 * 2 ** attempt));
+      if (attempt > 0) await sleep(Math.max(hint, Math.min(2_000, 50 * 2 ** attempt)));
+      hint = 0;
       const edge = await this.assign();
       if (edge === undefined) continue;
       let socket: ChatSocket;
@@ -170,7 +172,8 @@ export class ResilientChat {
       try {
         await this.catchUp(socket);
         if (this.watching.size > 0) await socket.call("watchPresence", { userIds: [...this.watching] });
-      } catch {
+      } catch (err) {
+        if (err instanceof FrameError) hint = err.retryAfterMs;
         await socket.close();
         continue;
       }

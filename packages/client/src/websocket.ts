@@ -16,6 +16,8 @@ export class FrameError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Under load: try again no sooner than this (0: no hint). */
+    readonly retryAfterMs = 0,
   ) {
     super(`${code}: ${message}`);
   }
@@ -63,7 +65,7 @@ export class ChatSocket {
       const p = this.pending.get(frame.requestId);
       if (p === undefined) return;
       this.pending.delete(frame.requestId);
-      if (frame.response.case === "error") p.reject(new FrameError(frame.response.value.code, frame.response.value.message));
+      if (frame.response.case === "error") p.reject(new FrameError(frame.response.value.code, frame.response.value.message, frame.response.value.retryAfterMs));
       else p.resolve(frame);
     });
     ws.on("close", () => {

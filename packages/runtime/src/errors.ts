@@ -12,3 +12,16 @@ export const resourceExhausted = (message: string) => new ConnectError(message, 
 export const unavailable = (message: string) => new ConnectError(message, Code.Unavailable);
 export const unimplemented = (what: string, issue: string) =>
   new ConnectError(`${what} is not implemented yet (${issue})`, Code.Unimplemented);
+
+/** The metadata key of a refusal's retry hint, in milliseconds (passed on to clients). */
+export const RETRY_AFTER_MS = "retry-after-ms";
+
+/** A ResourceExhausted refusal that tells the caller when to come back. */
+export function busy(message: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(message, Code.ResourceExhausted, { [RETRY_AFTER_MS]: String(Math.max(1, Math.round(retryAfterMs))) });
+}
+
+/** A refusal's retry hint, in milliseconds (0 when it has none). */
+export function retryAfterMs(err: ConnectError): number {
+  return Number(err.metadata.get(RETRY_AFTER_MS) ?? 0) || 0;
+}

@@ -1,7 +1,7 @@
 // One-at-a-time execution per key, in-process: a conversation's appends (message store) and
 // group changes (group service) each run one after another. And a gate that bounds how many tasks
 // of a kind run at once.
-import { ConnectError, resourceExhausted } from "./errors.js";
+import { busy, ConnectError } from "./errors.js";
 
 /** Runs tasks with the same key one at a time, in arrival order; different keys run concurrently. */
 export class KeyedSerialQueue {
@@ -85,14 +85,17 @@ export class KeyedBatchQueue<T, R> {
 
 /**
  * At most `concurrency` tasks at once, the rest waiting in arrival order, at most `maxWaiting` of
- * them; past that a task is refused at once (ResourceExhausted: the caller retries later). A
- * waiting task whose caller gave up (its signal aborted) leaves the line without running. Under a
- * burst (a reconnect storm's Syncs), tasks finish at a steady rate instead of all slowing down
- * together until every caller's deadline has passed.
+ * them; past that a task is refused at once (ResourceExhausted with a retry-after-ms hint: about
+ * when the line ahead should be gone). A waiting task whose caller gave up (its signal aborted)
+ * leaves the line without running. Under a burst (a reconnect storm's Syncs), tasks finish at a
+ * steady rate, first come first served, instead of all slowing down together until every
+ * caller's deadline has passed.
  */
 export class Gate {
   private active = 0;
   private readonly waiting: { start: () => void }[] = [];
+  /** How long a task takes lately, ms (exponentially weighted; 0 until one has finished). */
+  private duration = 0;
 
   constructor(
     private readonly concurrency: number,
@@ -100,10 +103,16 @@ export class Gate {
     private readonly what: string,
   ) {}
 
+  /** Runs the task when its turn comes (or refuses it at once when the line is full). */
   async run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     if (this.active < this.concurrency) this.active++;
     else {
-      if (this.waiting.length >= this.maxWaiting) throw resourceExhausted(`${this.what}: too many at once, retry shortly`);
+      if (this.waiting.length >= this.maxWaiting) {
+        // Come back when the line ahead should be gone (it moves `concurrency` tasks per task
+        // duration), spread out so the returns do not bunch up.
+        const drainMs = (this.waiting.length * this.duration) / this.concurrency;
+        throw busy(`${this.what}: too many at once, retry after the hint`, Math.min(Math.max(drainMs, 500), 30_000) * (0.5 + Math.random()));
+      }
       await new Promise<void>((resolve, reject) => {
         const entry = {
           start: () => {
@@ -120,9 +129,12 @@ export class Gate {
         this.waiting.push(entry);
       });
     }
+    const started = performance.now();
     try {
       return await task();
     } finally {
+      const took = performance.now() - started;
+      this.duration = this.duration === 0 ? took : this.duration * 0.9 + took * 0.1;
       // The slot passes to the next one waiting, or frees up.
       const next = this.waiting.shift();
       if (next !== undefined) next.start();

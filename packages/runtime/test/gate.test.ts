@@ -33,4 +33,23 @@ describe("gate", () => {
     assert.deepEqual(order, [1, 2, 3, 5], "in arrival order; the one who gave up never ran");
     assert.equal(most, 2);
   });
+
+  it("tells a refused caller when to come back: about when the line ahead is gone", async () => {
+    const gate = new Gate(1, 20, "work");
+    // The pace: tasks of about 5 ms each, one at a time.
+    for (let i = 0; i < 20; i++) await gate.run(() => new Promise((r) => setTimeout(r, 5)));
+    let release = () => {};
+    const busy = gate.run(() => new Promise<void>((r) => (release = r)));
+    const ahead = Array.from({ length: 20 }, () => gate.run(async () => "ran"));
+    const refused = await gate.run(async () => "late").then(
+      () => assert.fail("not refused"),
+      (err: ConnectError) => err,
+    );
+    assert.equal(refused.code, Code.ResourceExhausted);
+    const hint = Number(refused.metadata.get("retry-after-ms"));
+    assert.ok(hint >= 250 && hint <= 750, `retry hint ${hint} ms (20 ahead x 5 ms, at least 500 ms, randomised x0.5-1.5)`);
+    release();
+    await busy;
+    assert.deepEqual(new Set(await Promise.all(ahead)), new Set(["ran"]));
+  });
 });

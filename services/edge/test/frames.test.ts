@@ -27,7 +27,9 @@ describe("client frames", () => {
 
   it("name error codes as Connect does, and pick the subprotocol", () => {
     const frame = errorFrame(9, Code.PermissionDenied, "no");
-    assert.deepEqual(frame.response.value, { $typeName: "chat.api.v1.Error", code: "permission_denied", message: "no" });
+    assert.deepEqual(frame.response.value, { $typeName: "chat.api.v1.Error", code: "permission_denied", message: "no", retryAfterMs: 0 });
+    const busy = errorFrame(10, Code.ResourceExhausted, "busy", 1500);
+    assert.deepEqual(busy.response.case === "error" ? [busy.response.value.code, busy.response.value.retryAfterMs] : [], ["resource_exhausted", 1500]);
     assert.equal(chooseEncoding(new Set(["chat.v1.json", "chat.v1.proto"])), "chat.v1.proto");
     assert.equal(chooseEncoding(new Set()), "chat.v1.json");
   });

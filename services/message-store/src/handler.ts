@@ -60,8 +60,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   let inflight = 0;
 
   const memberships = new MembershipCache(group, MEMBER_CACHE_MS);
-  // A reconnect storm's Syncs run a few at a time, in arrival order, instead of all at once.
-  const syncs = new Gate(opts.maxConcurrentSyncs ?? 32, opts.maxWaitingSyncs ?? 5_000, "sync");
+  // A reconnect storm's Syncs run 32 at a time, in arrival order, instead of all at once.
+  const syncs = new Gate(opts.maxConcurrentSyncs ?? 32, opts.maxWaitingSyncs ?? 20_000, "sync");
 
   /**
    * One batch of a conversation's appends (the ones that arrived while the previous batch was

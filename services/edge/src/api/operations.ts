@@ -27,6 +27,8 @@ export interface Peers {
 }
 
 const MAX_LISTED = 1000;
+/** How long a Sync may wait for its turn and run. */
+const SYNC_TIMEOUT_MS = 60_000;
 
 /** The answer of a membership change: the system message that records it. */
 const systemMessage = (r: { systemMessage?: Message | undefined }) => (r.systemMessage === undefined ? {} : { systemMessage: r.systemMessage });
@@ -78,7 +80,9 @@ export function createOperations({ group, messageStore, connection, presence, pu
       return { messages: r.messages, hasMore: r.hasMore };
     },
     async sync(caller, req) {
-      const r = await messageStore.sync({ userId: caller.userId, syncToken: req.syncToken, cursors: req.cursors, limitPerConversation: req.limitPerConversation });
+      // A reconnect storm's Syncs wait their turn at the message store (in arrival order) rather than
+      // fail and come back: a longer deadline than other calls.
+      const r = await messageStore.sync({ userId: caller.userId, syncToken: req.syncToken, cursors: req.cursors, limitPerConversation: req.limitPerConversation }, { timeoutMs: SYNC_TIMEOUT_MS });
       return { updates: r.updates, nextSyncToken: r.nextSyncToken, hasMore: r.hasMore };
     },
     async updateReceipt(caller, req) {

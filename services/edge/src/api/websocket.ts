@@ -15,6 +15,7 @@ import { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 import { ServerFrameSchema, type ServerFrame } from "../../../../gen/chat/api/v1/frames_pb.js";
 import type { Logger } from "../../../../packages/runtime/src/log.js";
+import { retryAfterMs } from "../../../../packages/runtime/src/errors.js";
 import { TokenBucket } from "../../../../packages/runtime/src/rate.js";
 import { tracer } from "../../../../packages/runtime/src/telemetry/index.js";
 import { validateRequest } from "../../../../packages/runtime/src/validation.js";
@@ -164,7 +165,7 @@ class WsClient implements ClientConnection {
       else {
         const e = ConnectError.from(err);
         if (e.code === Code.Internal || e.code === Code.Unknown) this.gw.opts.logger.error({ err, userId: this.caller.userId }, "frame failed");
-        this.answer(errorFrame(requestId, e.code, e.rawMessage));
+        this.answer(errorFrame(requestId, e.code, e.rawMessage, retryAfterMs(e)));
       }
     }
   }

@@ -57,8 +57,8 @@ export function encodeServerFrame(frame: ServerFrame, encoding: Encoding): Buffe
   return encoding === PROTO ? Buffer.from(toBinary(ServerFrameSchema, frame)) : toJsonString(ServerFrameSchema, frame);
 }
 
-/** The error answer to a frame: the Connect code name ("invalid_argument") and a reason. */
-export function errorFrame(requestId: number, code: Code, message: string): ServerFrame {
+/** The error answer to a frame: the Connect code name ("invalid_argument"), a reason, and a retry hint under load. */
+export function errorFrame(requestId: number, code: Code, message: string, retryAfterMs = 0): ServerFrame {
   const name = Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
-  return create(ServerFrameSchema, { requestId, response: { case: "error", value: { code: name, message } } });
+  return create(ServerFrameSchema, { requestId, response: { case: "error", value: { code: name, message, retryAfterMs } } });
 }

@@ -64,8 +64,8 @@ const toChange = (r: ChangeRow): RecordedChange => ({
 /** The group's state for a change's rules, read inside the transaction that holds the conversation. */
 async function stateOf(tx: SqlExecutor, c: { conversation_id: string; type: number; title: string; member_count: number; member_limit: number }, userIds: string[]): Promise<GroupState> {
   const r = await tx.query<{ user_id: string; role: number }>(
-    "SELECT user_id, role FROM group_members WHERE conversation_id = $1 AND member AND user_id IN (SELECT jsonb_array_elements_text($2::jsonb))",
-    [c.conversation_id, JSON.stringify(userIds)],
+    "SELECT user_id, role FROM group_members WHERE conversation_id = $1 AND member AND user_id = ANY($2::text[])",
+    [c.conversation_id, userIds],
   );
   return { type: c.type, title: c.title, memberCount: c.member_count, memberLimit: c.member_limit, roles: new Map(r.rows.map((row) => [row.user_id, row.role])) };
 }
@@ -143,14 +143,16 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
     async userMemberships(userId, conversationIds, minMembers) {
       if (conversationIds.length === 0 && minMembers === 0) return [];
       // Two indexed lookups (the primary key for the named ones, the by-user index for the large
-      // ones), not one condition with OR, which would scan every membership.
+      // ones), not one condition with OR, which would scan every membership. Lists are text[]
+      // parameters (= ANY): the planner then looks them up by index, where a jsonb set-returning
+      // function's guess of 100 rows made it scan every conversation.
       const r = await sql.query<MembershipRow & ConversationRow>(
         `SELECT ${MEMBERSHIP}, ${CONVERSATION} FROM group_members m JOIN group_conversations c USING (conversation_id)
-         WHERE m.user_id = $1 AND NOT c.deleted AND m.conversation_id IN (SELECT jsonb_array_elements_text($2::jsonb))
+         WHERE m.user_id = $1 AND NOT c.deleted AND m.conversation_id = ANY($2::text[])
          UNION
          SELECT ${MEMBERSHIP}, ${CONVERSATION} FROM group_members m JOIN group_conversations c USING (conversation_id)
          WHERE m.user_id = $1 AND m.member AND NOT c.deleted AND $3 > 0 AND c.member_count >= $3`,
-        [userId, JSON.stringify(conversationIds), minMembers],
+        [userId, conversationIds, minMembers],
       );
       return r.rows.map((row) => ({ membership: toMembership(row), conversation: toConversation(row) }));
     },
@@ -158,8 +160,8 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
       if (others.length === 0) return [];
       const r = await sql.query<{ user_id: string }>(
         `SELECT DISTINCT o.user_id FROM group_members me JOIN group_members o ON o.conversation_id = me.conversation_id AND o.member
-         WHERE me.user_id = $1 AND me.member AND o.user_id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
-        [userId, JSON.stringify(others)],
+         WHERE me.user_id = $1 AND me.member AND o.user_id = ANY($2::text[])`,
+        [userId, others],
       );
       return r.rows.map((row) => row.user_id);
     },
@@ -228,11 +230,7 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
           );
         }
         if (effects.left.length > 0) {
-          await tx.query("UPDATE group_members SET member = false, removed_at_seq = $2 WHERE conversation_id = $1 AND member AND user_id IN (SELECT jsonb_array_elements_text($3::jsonb))", [
-            conversationId,
-            seq,
-            JSON.stringify(effects.left),
-          ]);
+          await tx.query("UPDATE group_members SET member = false, removed_at_seq = $2 WHERE conversation_id = $1 AND member AND user_id = ANY($3::text[])", [conversationId, seq, effects.left]);
         }
         for (const [userId, role] of effects.roles) {
           await tx.query("UPDATE group_members SET role = $3 WHERE conversation_id = $1 AND user_id = $2 AND member", [conversationId, userId, role]);
