@@ -86,13 +86,18 @@ class Worker {
 }
 
 export async function idleBench(o: IdleBenchOptions) {
-  const edges = o.mesh.filter((p) => p.name === "edge").sort((a, b) => a.instance - b.instance);
+  // Every edge but the last takes clients; the last takes none: what an edge's memory does
+  // meanwhile without connections (code warming up, caches, the runtime) is taken off the others'.
+  const all = o.mesh.filter((p) => p.name === "edge").sort((a, b) => a.instance - b.instance);
+  const control = all.at(-1);
+  const edges = all.slice(0, -1);
+  if (control === undefined || edges.length === 0) throw new Error("the idle scenario needs at least two edges (one without clients)");
   const workers = edges.map((_, i) => new Worker(i));
   // The load generator's own CPU: its workers, one line each.
   const pids: Record<string, number> = { ...o.pids, ...Object.fromEntries(workers.map((w, i) => [`loadgen-${i}`, w.child.pid ?? 0])) };
   const edgeName = (p: ClusterProcess) => (p.instance === 0 ? "edge" : `edge-${p.instance}`);
   try {
-    const readMemory = () => Promise.all(edges.map(async (e) => ({ rss: sample(e.child.pid ?? 0)?.rssBytes ?? 0, heap: await heapUsed(e.address) })));
+    const readMemory = () => Promise.all([...edges, control].map(async (e) => ({ rss: sample(e.child.pid ?? 0)?.rssBytes ?? 0, heap: await heapUsed(e.address) })));
     const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
     const before = await readMemory();
 
@@ -110,7 +115,7 @@ export async function idleBench(o: IdleBenchOptions) {
     const total = connected.reduce((n, c) => n + c.connected, 0);
     const failed = connected.reduce((n, c) => n + c.failed, 0);
     const connectS = (performance.now() - t0) / 1000;
-    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges${failed > 0 ? ` (${failed} failed: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}`);
+    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges (and one without clients)${failed > 0 ? ` (${failed} failed: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}`);
 
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
@@ -125,8 +130,11 @@ export async function idleBench(o: IdleBenchOptions) {
     clearInterval(reading);
     const idleAfter = sampleAll(pids);
     const idle = usage(idleBefore, idleAfter, o.idleS);
+    const c = edges.length;
+    const drift = { rss: (after[c]?.rss ?? 0) - (before[c]?.rss ?? 0), heap: (after[c]?.heap ?? 0) - (before[c]?.heap ?? 0) };
     const memory: EdgeMemory[] = edges.map((e, i) => {
-      const [b, a] = [before[i], after[i]].map((x) => x ?? { rss: 0, heap: 0 }) as [Mem, Mem];
+      const [b0, a] = [before[i], after[i]].map((x) => x ?? { rss: 0, heap: 0 }) as [Mem, Mem];
+      const b = { rss: b0.rss + drift.rss, heap: b0.heap + drift.heap };
       const n = connected[i]?.connected ?? 0;
       return {
         edge: edgeName(e),
@@ -155,11 +163,11 @@ export async function idleBench(o: IdleBenchOptions) {
       presenceCpuPercent: idle["presence"]?.cpuPercent ?? 0,
       redisCpuPercent: idle["redis"]?.cpuPercent ?? 0,
     };
-    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (lowest reading while idle minus before connecting, ${total} connections)`);
+    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (lowest reading while idle minus before connecting, less what an edge without clients grew meanwhile: RSS ${mb(drift.rss)} MB, heap ${mb(drift.heap)} MB; ${total} connections)`);
     for (const m of memory) o.log(`  ${m.edge.padEnd(8)} ${String(m.connections).padStart(6)} conns  RSS ${m.rssBeforeMB} -> ${m.rssAfterMB} MB (${m.rssPerConnectionKB} KB/conn)  heap ${m.heapBeforeMB} -> ${m.heapAfterMB} MB (${m.heapPerConnectionKB} KB/conn)`);
     o.log(`heartbeat CPU while idle (${o.idleS} s): edges ${heartbeat.edgesCpuPercent}% of a core (${heartbeat.edgeCpuMicrosPerConnectionPerSecond} µs per connection per second), connection ${heartbeat.connectionCpuPercent}%, presence ${heartbeat.presenceCpuPercent}%, redis ${heartbeat.redisCpuPercent}%`);
 
-    if (o.storm === 0) return { clients: o.clients, connected: total, connectFailures: failed, connectSeconds: Math.round(connectS * 10) / 10, edges: edges.length, sourceAddresses: SOURCES, memory: { ...perConnection, perEdge: memory }, heartbeat: { idleSeconds: o.idleS, ...heartbeat } };
+    if (o.storm === 0) return { clients: o.clients, connected: total, connectFailures: failed, connectSeconds: Math.round(connectS * 10) / 10, edges: edges.length + 1, sourceAddresses: SOURCES, memory: { ...perConnection, controlEdgeDriftMB: { rss: mb(drift.rss), heap: mb(drift.heap) }, perEdge: memory }, heartbeat: { idleSeconds: o.idleS, ...heartbeat } };
     // The reconnect storm.
     const step = Math.max(2, Math.floor(total / o.storm));
     const prepared = await Promise.all(workers.map((w) => w.ask({ type: "storm-prepare", step, count: o.storm }, "prepared")));
@@ -193,9 +201,9 @@ export async function idleBench(o: IdleBenchOptions) {
       connected: total,
       connectFailures: failed,
       connectSeconds: Math.round(connectS * 10) / 10,
-      edges: edges.length,
+      edges: edges.length + 1,
       sourceAddresses: SOURCES,
-      memory: { ...perConnection, perEdge: memory },
+      memory: { ...perConnection, controlEdgeDriftMB: { rss: mb(drift.rss), heap: mb(drift.heap) }, perEdge: memory },
       heartbeat: { idleSeconds: o.idleS, ...heartbeat, processes: Object.fromEntries(Object.entries(idle).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])) },
       storm,
     };

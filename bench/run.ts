@@ -172,7 +172,8 @@ async function main(): Promise<void> {
   const mode = args.embedded ? "embedded" : "cluster";
   log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${args.scenario} scenario, ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
   const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000", EDGE_DRAIN_MS: "0" };
-  const edges = args.scenario === "idle" ? Math.ceil(CLIENTS / PER_EDGE) : 1;
+  // The idle scenario: edges for the clients, and one more without any (its memory is the baseline).
+  const edges = args.scenario === "idle" ? Math.ceil(CLIENTS / PER_EDGE) + 1 : 1;
   if (args.scenario === "idle" && args.embedded) throw new Error("--scenario idle spreads clients over several edge processes: cluster mode only");
   const mesh = args.embedded
     ? await startEmbeddedProcess({ env, portOffset: OFFSET, logDir: "var/bench/logs", dataDir: `var/bench/data-${Date.now()}` })
