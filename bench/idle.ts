@@ -45,6 +45,8 @@ interface EdgeMemory {
 
 const WORKER = fileURLToPath(new URL("./idle-worker.js", import.meta.url));
 const SOURCES = 8;
+/** How long the edges' memory is read before any client connects (the lowest reading is the baseline). */
+const BASELINE_MS = 20_000;
 /** A pause before the idle period (registrations and the first heartbeats done). */
 const SETTLE_MS = 5_000;
 const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
@@ -99,7 +101,17 @@ export async function idleBench(o: IdleBenchOptions) {
   try {
     const readMemory = () => Promise.all([...edges, control].map(async (e) => ({ rss: sample(e.child.pid ?? 0)?.rssBytes ?? 0, heap: await heapUsed(e.address) })));
     const settle = () => new Promise((r) => setTimeout(r, SETTLE_MS));
-    const before = await readMemory();
+    /** Memory read every 2 s for `ms`, the lowest reading of each edge kept: what it holds, not garbage a collection has yet to take. */
+    const lowestOver = async (ms: number): Promise<Mem[]> => {
+      let low = await readMemory();
+      for (const end = Date.now() + ms; Date.now() < end; ) {
+        await new Promise((r) => setTimeout(r, 2_000));
+        const now = await readMemory();
+        low = low.map((a, i) => ({ rss: Math.min(a.rss, now[i]?.rss ?? a.rss), heap: Math.min(a.heap, now[i]?.heap ?? a.heap) }));
+      }
+      return low;
+    };
+    const before = await lowestOver(BASELINE_MS);
 
     // Connect: worker i holds clients [i*perEdge, ...) on edge i; all workers at once.
     const t0 = performance.now();
@@ -120,14 +132,7 @@ export async function idleBench(o: IdleBenchOptions) {
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
     const idleBefore = sampleAll(pids);
-    // Memory is read every 2 s while everyone idles and the lowest reading kept: what the
-    // connections hold, not the garbage a collection has not reclaimed yet.
-    let after = await readMemory();
-    const reading = setInterval(() => {
-      void readMemory().then((now) => (after = after.map((a, i) => ({ rss: Math.min(a.rss, now[i]?.rss ?? a.rss), heap: Math.min(a.heap, now[i]?.heap ?? a.heap) }))));
-    }, 2_000);
-    await new Promise((r) => setTimeout(r, o.idleS * 1000));
-    clearInterval(reading);
+    const after = await lowestOver(o.idleS * 1000);
     const idleAfter = sampleAll(pids);
     const idle = usage(idleBefore, idleAfter, o.idleS);
     const c = edges.length;
@@ -163,7 +168,7 @@ export async function idleBench(o: IdleBenchOptions) {
       presenceCpuPercent: idle["presence"]?.cpuPercent ?? 0,
       redisCpuPercent: idle["redis"]?.cpuPercent ?? 0,
     };
-    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (lowest reading while idle minus before connecting, less what an edge without clients grew meanwhile: RSS ${mb(drift.rss)} MB, heap ${mb(drift.heap)} MB; ${total} connections)`);
+    o.log(`edge memory per idle connection: RSS ${perConnection.rssKB} KB (the worst edge ${perConnection.rssMaxEdgeKB} KB), V8 heap ${perConnection.heapKB} KB (lowest reading while idle minus lowest before connecting, less what an edge without clients grew meanwhile: RSS ${mb(drift.rss)} MB, heap ${mb(drift.heap)} MB; ${total} connections)`);
     for (const m of memory) o.log(`  ${m.edge.padEnd(8)} ${String(m.connections).padStart(6)} conns  RSS ${m.rssBeforeMB} -> ${m.rssAfterMB} MB (${m.rssPerConnectionKB} KB/conn)  heap ${m.heapBeforeMB} -> ${m.heapAfterMB} MB (${m.heapPerConnectionKB} KB/conn)`);
     o.log(`heartbeat CPU while idle (${o.idleS} s): edges ${heartbeat.edgesCpuPercent}% of a core (${heartbeat.edgeCpuMicrosPerConnectionPerSecond} µs per connection per second), connection ${heartbeat.connectionCpuPercent}%, presence ${heartbeat.presenceCpuPercent}%, redis ${heartbeat.redisCpuPercent}%`);
 

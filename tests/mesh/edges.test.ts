@@ -3,21 +3,18 @@
 // an edge under traffic loses no message (its clients reconnect through AssignEdge and catch up
 // from their cursors) and its users go offline for their watchers within the bound; the dead edge
 // leaves assignment within EDGE_TTL_MS; a graceful drain (SIGTERM) moves every client with nothing lost.
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { startCluster, startService, stopCluster, type ClusterOptions, type ClusterProcess } from "../../cmd/cluster.js";
 import { DEV_JWT_SECRET, PUBLIC_PORT } from "../../cmd/services.js";
-import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { PresenceState } from "../../gen/chat/api/v1/enums_pb.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../gen/chat/api/v1/model_pb.js";
 import { ResilientChat } from "../../packages/client/src/resilient.js";
 import { ChatSocket } from "../../packages/client/src/websocket.js";
 import { infraEnv } from "../support/infra.js";
-import { tokenFor } from "../support/modes.js";
+import { apiClient, tokenFor } from "../support/modes.js";
 import { until } from "../support/wait.js";
 
 const OFFSET = 4_000;
@@ -67,9 +64,7 @@ describe("several edges (cluster)", () => {
   }
   /** Where AssignEdge (asked at edge 0) sends a new client now. */
   async function assigned(): Promise<number> {
-    const token = await tokenFor(user("probe"));
-    const api = createClient(ChatService, createConnectTransport({ baseUrl: connectUrl(0), httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }));
-    return edgeIndex((await api.assignEdge({})).websocketUrl);
+    return edgeIndex((await apiClient(connectUrl(0), await tokenFor(user("probe"))).assignEdge({})).websocketUrl);
   }
   /** Restarts edge i after it exited. */
   async function restart(i: number): Promise<void> {

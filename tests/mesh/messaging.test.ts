@@ -1,7 +1,7 @@
 // The messaging core driven only through the public API (WebSocket frames and Connect calls), in
 // both modes: order on every device, gap-free seqs under concurrency, idempotent retries, offline
 // catch-up from a cursor, receipts both ways, authorization, and the two faces reaching each other.
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -11,18 +11,9 @@ import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
 import { EdgeService } from "../../gen/chat/edge/v1/edge_pb.js";
-import { addressOf, modes, runClients, publicUrls, tokenFor, type Mode } from "../support/modes.js";
+import { addressOf, connectClient, modes, publicUrls, runClients, tokenFor } from "../support/modes.js";
 
 const seqsOf = (events: Event[]) => events.flatMap((e) => (e.kind.case === "message" ? [Number(e.kind.value.message?.seq)] : []));
-
-function connectClient(mode: Mode, token: string, deviceId: string) {
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    req.header.set("chat-device-id", deviceId);
-    return next(req);
-  };
-  return createClient(ChatService, createConnectTransport({ baseUrl: publicUrls(mode).connect, httpVersion: "1.1", interceptors: [auth] }));
-}
 
 for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
   let mesh: ClusterProcess[] = [];

@@ -3,18 +3,15 @@
 // Connect stream ending) within the bound, with last seen when the device was last heard from;
 // non-contacts are refused; a hidden last seen stays hidden from others; typing reaches the other
 // members' devices only, is never stored, is rate-limited and lapses.
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
-import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { PresenceState } from "../../gen/chat/api/v1/enums_pb.js";
 import type { Event, PresenceEvent, TypingEvent } from "../../gen/chat/api/v1/events_pb.js";
 import type { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
 import { missing } from "../support/metrics.js";
-import { addressOf, modes, publicUrls, runClients, tokenFor, type Mode } from "../support/modes.js";
+import { addressOf, connectClient, modes, runClients, tokenFor } from "../support/modes.js";
 
 /** Short timers so transitions happen within a test's patience; the bounds below derive from them. */
 const SETTINGS = { WS_PING_MS: "1000", SESSION_REFRESH_MS: "1000", PRESENCE_TTL_MS: "3000", PRESENCE_SWEEP_MS: "200", TYPING_TTL_MS: "1500", TYPING_PER_SECOND: "5", TYPING_BURST: "5" };
@@ -34,15 +31,6 @@ async function stateSeen(watcher: ChatSocket, userId: string, state: PresenceSta
   let found: PresenceEvent | undefined;
   await watcher.until((ev) => (found = presenceOf(ev.slice(from), userId).find((p) => p.presence?.state === state)) !== undefined, timeoutMs);
   return { at: Date.now(), event: found as PresenceEvent };
-}
-
-function connectClient(mode: Mode, token: string, deviceId: string) {
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    req.header.set("chat-device-id", deviceId);
-    return next(req);
-  };
-  return createClient(ChatService, createConnectTransport({ baseUrl: publicUrls(mode).connect, httpVersion: "1.1", interceptors: [auth] }));
 }
 
 for (const mode of modes("presence", 2_000)) describe(mode.name, () => {

@@ -2,27 +2,14 @@
 // gets a Web Push notification (decrypted here with the subscription's keys, VAPID checked); an
 // online member, a message read on another device meanwhile, and a muted conversation get none;
 // private previews carry generic text; the badge is the member's unread count.
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { stopCluster, type ClusterProcess } from "../../cmd/cluster.js";
-import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { ReceiptKind } from "../../gen/chat/api/v1/enums_pb.js";
-import { modes, runClients, publicUrls, tokenFor, type Mode } from "../support/modes.js";
+import { connectClient, modes, runClients, tokenFor } from "../support/modes.js";
 import { WebPushEndpoint } from "../support/push-providers.js";
 import { until } from "../support/wait.js";
-
-async function connectClient(mode: Mode, userId: string, deviceId: string) {
-  const token = await tokenFor(userId);
-  const auth: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    req.header.set("chat-device-id", deviceId);
-    return next(req);
-  };
-  return createClient(ChatService, createConnectTransport({ baseUrl: publicUrls(mode).connect, httpVersion: "1.1", interceptors: [auth] }));
-}
 
 const web = new WebPushEndpoint();
 await web.start();
@@ -33,7 +20,7 @@ for (const mode of modes("push", 14_000)) describe(mode.name, () => {
   /** Registers a Web Push subscription for a user through the public API (Connect: no live session). */
   const subscribe = async (name: string) => {
     const sub = web.subscribe(`${mode.bus}-${user(name)}`);
-    const api = await connectClient(mode, user(name), "browser");
+    const api = connectClient(mode, await tokenFor(user(name)), "browser");
     const r = await api.registerPushTarget({ target: { case: "webPush", value: { endpoint: sub.endpoint, p256dh: sub.p256dh, auth: sub.auth } } });
     assert.ok(r.target?.targetId);
     return { sub, api, id: `${mode.bus}-${user(name)}` };

@@ -10,6 +10,9 @@ import { DEV_JWT_SECRET, PUBLIC_PORT, type ServiceName } from "../../cmd/service
 import { mintToken } from "../../cmd/token.js";
 import type { Env } from "../../packages/runtime/src/config.js";
 import { ChatSocket } from "../../packages/client/src/websocket.js";
+import { createClient, type Client } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { infraEnv } from "./infra.js";
 
 export interface Mode {
@@ -56,6 +59,27 @@ export function publicUrls(mode: Mode): { ws: string; connect: string } {
 }
 
 export const tokenFor = (userId: string): Promise<string> => mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userId);
+
+/** A Connect client of the public API at `baseUrl`, as the token's user on one device. */
+export function apiClient(baseUrl: string, token: string, deviceId = "default"): Client<typeof ChatService> {
+  return createClient(
+    ChatService,
+    createConnectTransport({
+      baseUrl,
+      httpVersion: "1.1",
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("authorization", `Bearer ${token}`);
+          req.header.set("chat-device-id", deviceId);
+          return next(req);
+        },
+      ],
+    }),
+  );
+}
+
+/** A Connect client of a mode's public API. */
+export const connectClient = (mode: Mode, token: string, deviceId: string): Client<typeof ChatService> => apiClient(publicUrls(mode).connect, token, deviceId);
 
 export function addressOf(processes: ClusterProcess[], name: ServiceName): string {
   return processes.find((p) => p.name === name)?.address ?? assert.fail(`${name} not started`);

@@ -9,24 +9,7 @@ import { withLagMetric } from "../src/bus/lag.js";
 import { createMemoryBus } from "../src/bus/memory.js";
 import type { Bus, PartitionLag, Subscription } from "../src/bus/port.js";
 import { initTelemetry, type Telemetry } from "../src/telemetry/index.js";
-
-interface Sample {
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** The samples of one metric in a Prometheus text exposition. */
-function samples(text: string, name: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1] ?? ""] = l[2] ?? "";
-    out.push({ labels, value: Number(m[3]) });
-  }
-  return out;
-}
+import { samples, type Sample } from "../../../tests/support/metrics.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const enc = (s: string) => new TextEncoder().encode(s);
