@@ -41,7 +41,9 @@ const histogram = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableV
 const ms = (us: number) => Math.round(us) / 1000;
 
 export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult> {
-  const tag = `g${Date.now().toString(36)}:`;
+  const run = Date.now().toString(36);
+  // In the text only: the delivered frame carries client_msg_id too, and it must not match.
+  const tag = `g${run}:`;
   const tagBytes = Buffer.from(tag);
   const lastRecipient = histogram();
   const perDelivery = histogram();
@@ -117,7 +119,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
         const sender = sockets[id % sockets.length];
         if (sender === undefined) continue;
         pending.set(id, { sentAt: performance.now(), left: o.members - 1 });
-        sender.call("sendMessage", { conversationId, clientMsgId: `${tag}${id}`, text: `${tag}${id}.` }).then(
+        sender.call("sendMessage", { conversationId, clientMsgId: `${id}@${run}`, text: `${tag}${id}.` }).then(
           () => void acknowledged++,
           () => undefined,
         );

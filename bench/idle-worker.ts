@@ -16,7 +16,7 @@ export type WorkerCommand =
   | { type: "stop" };
 
 export type WorkerReport =
-  | { type: "connected"; connected: number; failed: number; firstError?: string }
+  | { type: "connected"; connected: number; failed: number; serverCloses: number; firstError?: string }
   | { type: "prepared"; storm: number }
   | { type: "dropped"; dropped: number }
   | { type: "sent"; sent: number; failed: number }
@@ -37,8 +37,42 @@ const storm = new Map<number, string>();
 
 const reply = (report: WorkerReport) => process.send?.(report);
 
+/** Idle clients the server closed (a failed session registration, a missed pong); each connects again. */
+let serverCloses = 0;
+/** Idle clients waiting to connect again. */
+const returning = new Set<number>();
+let stopping = false;
+
 async function open(i: number): Promise<ChatSocket> {
-  return ChatSocket.connect({ url, token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i)), deviceId: "bench", localAddress: `127.0.0.${1 + (i % sources)}`, onEvent: quiet });
+  const s = await ChatSocket.connect({ url, token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i)), deviceId: "bench", localAddress: `127.0.0.${1 + (i % sources)}`, onEvent: quiet });
+  s.ws.once("close", () => {
+    // Still this client's socket, so not dropped on purpose: come back like a real client would.
+    if (stopping || sockets.get(i) !== s) return;
+    serverCloses++;
+    sockets.delete(i);
+    void comeBack(i);
+  });
+  return s;
+}
+
+async function comeBack(i: number): Promise<void> {
+  returning.add(i);
+  for (let attempt = 0; returning.has(i); attempt++) {
+    await new Promise((r) => setTimeout(r, Math.min(5_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+    try {
+      sockets.set(i, await open(i));
+      break;
+    } catch {
+      // try again
+    }
+  }
+  returning.delete(i);
+}
+
+/** Resolves once no client is on its way back (or after `ms`). */
+async function settled(ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (returning.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
 }
 
 async function inWaves<T>(items: T[], fn: (item: T) => Promise<void>, wave = WAVE): Promise<void> {
@@ -73,10 +107,12 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           firstError ??= String(err);
         }
       });
-      reply({ type: "connected", connected: sockets.size, failed, ...(firstError === undefined ? {} : { firstError }) });
+      await settled(60_000);
+      reply({ type: "connected", connected: sockets.size, failed, serverCloses, ...(firstError === undefined ? {} : { firstError }) });
       return;
     }
     case "storm-prepare": {
+      await settled(60_000);
       // Client i (every step-th, up to count overall) is dropped; client i + 1 is its peer.
       const mine = [...sockets.keys()].filter((i) => i % cmd.step === 0 && i / cmd.step < cmd.count && sockets.has(i + 1));
       await inWaves(
@@ -95,7 +131,8 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         [...storm.keys()].map(async (i) => {
           const s = sockets.get(i);
           sockets.delete(i);
-          if (s === undefined) return;
+          returning.delete(i);
+          if (s === undefined || s.ws.readyState === s.ws.CLOSED) return;
           const closed = new Promise((r) => s.ws.once("close", r));
           s.ws.terminate(); // the connection is cut, not closed politely
           await closed;
@@ -164,11 +201,14 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     }
     case "stop":
+      stopping = true;
       await Promise.all([...sockets.values()].map((s) => s.close()));
       process.exit(0);
   }
 }
 
+// The bench went away (interrupted): so do its clients.
+process.on("disconnect", () => process.exit(0));
 process.on("message", (cmd: WorkerCommand) => {
   handle(cmd).catch((err: unknown) => {
     process.stderr.write(`idle worker: ${String(err)}\n`);

@@ -126,8 +126,9 @@ export async function idleBench(o: IdleBenchOptions) {
     clearInterval(progress);
     const total = connected.reduce((n, c) => n + c.connected, 0);
     const failed = connected.reduce((n, c) => n + c.failed, 0);
+    const serverCloses = connected.reduce((n, c) => n + c.serverCloses, 0);
     const connectS = (performance.now() - t0) / 1000;
-    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges (and one without clients)${failed > 0 ? ` (${failed} failed: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}`);
+    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges (and one without clients)${failed > 0 ? ` (${failed} failed: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}; ${serverCloses} closed by the server and connected again`);
 
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
@@ -172,7 +173,18 @@ export async function idleBench(o: IdleBenchOptions) {
     for (const m of memory) o.log(`  ${m.edge.padEnd(8)} ${String(m.connections).padStart(6)} conns  RSS ${m.rssBeforeMB} -> ${m.rssAfterMB} MB (${m.rssPerConnectionKB} KB/conn)  heap ${m.heapBeforeMB} -> ${m.heapAfterMB} MB (${m.heapPerConnectionKB} KB/conn)`);
     o.log(`heartbeat CPU while idle (${o.idleS} s): edges ${heartbeat.edgesCpuPercent}% of a core (${heartbeat.edgeCpuMicrosPerConnectionPerSecond} µs per connection per second), connection ${heartbeat.connectionCpuPercent}%, presence ${heartbeat.presenceCpuPercent}%, redis ${heartbeat.redisCpuPercent}%`);
 
-    if (o.storm === 0) return { clients: o.clients, connected: total, connectFailures: failed, connectSeconds: Math.round(connectS * 10) / 10, edges: edges.length + 1, sourceAddresses: SOURCES, memory: { ...perConnection, controlEdgeDriftMB: { rss: mb(drift.rss), heap: mb(drift.heap) }, perEdge: memory }, heartbeat: { idleSeconds: o.idleS, ...heartbeat } };
+    const result = {
+      clients: o.clients,
+      connected: total,
+      connectFailures: failed,
+      closedByServerAndReconnected: serverCloses,
+      connectSeconds: Math.round(connectS * 10) / 10,
+      edges: edges.length + 1,
+      sourceAddresses: SOURCES,
+      memory: { ...perConnection, controlEdgeDriftMB: { rss: mb(drift.rss), heap: mb(drift.heap) }, perEdge: memory },
+      heartbeat: { idleSeconds: o.idleS, ...heartbeat, processes: Object.fromEntries(Object.entries(idle).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])) },
+    };
+    if (o.storm === 0) return result;
     // The reconnect storm.
     const step = Math.max(2, Math.floor(total / o.storm));
     const prepared = await Promise.all(workers.map((w) => w.ask({ type: "storm-prepare", step, count: o.storm }, "prepared")));
@@ -201,17 +213,7 @@ export async function idleBench(o: IdleBenchOptions) {
     };
     o.log(`storm CPU (% of a core): ${Object.entries(storm.cpuPercent).map(([k, v]) => `${k} ${v}`).join(", ")}`);
     o.log(`storm: ${storm.resumed} of ${storm.clients} resumed (connected again and synced) in ${storm.secondsUntilAllResumed} s; lost ${storm.lost}, duplicated ${storm.duplicates}, failed ${storm.failedToResume}, ${storm.retries} retries${storm.firstError ? ` (first refusal: ${storm.firstError})` : ""}`);
-    return {
-      clients: o.clients,
-      connected: total,
-      connectFailures: failed,
-      connectSeconds: Math.round(connectS * 10) / 10,
-      edges: edges.length + 1,
-      sourceAddresses: SOURCES,
-      memory: { ...perConnection, controlEdgeDriftMB: { rss: mb(drift.rss), heap: mb(drift.heap) }, perEdge: memory },
-      heartbeat: { idleSeconds: o.idleS, ...heartbeat, processes: Object.fromEntries(Object.entries(idle).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])) },
-      storm,
-    };
+    return { ...result, storm };
   } finally {
     await Promise.all(
       workers.map(async (w) => {

@@ -196,6 +196,8 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     const closed = new Promise<number>((r) => q.ws.once("close", (code: number) => r(code)));
     q.ws.send(Buffer.alloc(300 * 1024, 0x41), { binary: false });
     assert.equal(await closed, 1009);
+    // A call on the closed socket fails at once instead of waiting for an answer that cannot come.
+    await assert.rejects(q.call("listConversations", {}), /connection closed/);
   });
 
   // Last: it drains this mesh's edge.

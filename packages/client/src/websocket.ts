@@ -90,6 +90,8 @@ export class ChatSocket {
 
   /** Sends one request frame and resolves with its answer (rejects with FrameError on an error frame). */
   async call<K extends Request>(kind: K, value: RequestInit<K>): Promise<ResponseOf<K>> {
+    // A closed socket never answers: fail now rather than wait forever.
+    if (this.ws.readyState !== WebSocket.OPEN) throw new Error("connection closed");
     const requestId = this.nextId++;
     const frame = create(ClientFrameSchema, { requestId, request: { case: kind, value } as never });
     const answer = new Promise<ServerFrame>((resolve, reject) => this.pending.set(requestId, { resolve, reject }));
