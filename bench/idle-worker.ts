@@ -3,8 +3,10 @@
 // all connected to one edge from several 127.0.0.x source addresses. They answer pings (the `ws`
 // client does) and otherwise stay quiet. For the reconnect storm, some of them are dropped, their
 // peers send each of them one message, and they all reconnect at once and catch up with Sync.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
+import { backoffMs } from "../packages/client/src/resilient.js";
 import { ChatSocket, FrameError } from "../packages/client/src/websocket.js";
 
 export type WorkerCommand =
@@ -43,8 +45,27 @@ let serverCloses = 0;
 const returning = new Set<number>();
 let stopping = false;
 
+/** Connections made per client so far: each one gets a source port of its own (see sourcePort). */
+const generation = new Map<number, number>();
+const FIRST_PORT = 1_024;
+/** Below the kernel's ephemeral range (32768 and up), which the mesh's own connections use. */
+const PORTS = 31_000;
+/** Clients per source address at most (100,000 over 8 addresses). */
+const PER_ADDRESS = 12_600;
+
+/**
+ * Client i's source address and port for its next connection: the generator picks the port (the
+ * kernel's search for a free one takes milliseconds per socket once tens of thousands are bound,
+ * which stalled the workers for seconds), a new one per reconnection so that none is in TIME_WAIT.
+ */
+function source(i: number): { localAddress: string; localPort: number } {
+  const g = generation.get(i) ?? 0;
+  generation.set(i, g + 1);
+  return { localAddress: `127.0.0.${1 + (i % sources)}`, localPort: FIRST_PORT + ((Math.floor(i / sources) + g * PER_ADDRESS) % PORTS) };
+}
+
 async function open(i: number): Promise<ChatSocket> {
-  const s = await ChatSocket.connect({ url, token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i)), deviceId: "bench", localAddress: `127.0.0.${1 + (i % sources)}`, onEvent: quiet });
+  const s = await ChatSocket.connect({ url, token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i)), deviceId: "bench", ...source(i), onEvent: quiet });
   s.ws.once("close", () => {
     // Still this client's socket, so not dropped on purpose: come back like a real client would.
     if (stopping || sockets.get(i) !== s) return;
@@ -58,7 +79,7 @@ async function open(i: number): Promise<ChatSocket> {
 async function comeBack(i: number): Promise<void> {
   returning.add(i);
   for (let attempt = 0; returning.has(i); attempt++) {
-    await new Promise((r) => setTimeout(r, Math.min(5_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+    await new Promise((r) => setTimeout(r, backoffMs(attempt + 1)));
     try {
       sockets.set(i, await open(i));
       break;
@@ -86,7 +107,7 @@ async function retried<T>(fn: () => Promise<T>, attempts = 8): Promise<T> {
       return await fn();
     } catch (err) {
       if (attempt + 1 >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+      await new Promise((r) => setTimeout(r, backoffMs(attempt + 1)));
     }
   }
 }
@@ -192,7 +213,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
               retries++;
               // The server's hint when it gives one (it spreads the returns over the backlog), else a growing, randomised pause.
               const hint = err instanceof FrameError ? err.retryAfterMs : 0;
-              await new Promise((r) => setTimeout(r, hint > 0 ? hint : Math.min(5_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2)));
+              await new Promise((r) => setTimeout(r, hint > 0 ? hint : backoffMs(attempt + 1)));
             }
           }
         }),
@@ -209,8 +230,16 @@ async function handle(cmd: WorkerCommand): Promise<void> {
 
 // The bench went away (interrupted): so do its clients.
 process.on("disconnect", () => process.exit(0));
+// Each step's length and the worker's longest event-loop stall in it, on stderr (the bench's output):
+// a stalled worker stops answering pings, and the edges drop its clients.
+const stalls = monitorEventLoopDelay({ resolution: 20 });
+stalls.enable();
 process.on("message", (cmd: WorkerCommand) => {
-  handle(cmd).catch((err: unknown) => {
+  const t0 = Date.now();
+  stalls.reset();
+  handle(cmd).then(() => {
+    process.stderr.write(`[idle worker ${process.pid}] ${new Date().toISOString()} ${cmd.type} took ${((Date.now() - t0) / 1000).toFixed(1)} s; longest event-loop stall ${Math.round(stalls.max / 1e6)} ms\n`);
+  }, (err: unknown) => {
     process.stderr.write(`idle worker: ${String(err)}\n`);
     process.exit(1);
   });

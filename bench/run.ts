@@ -171,7 +171,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
   const mode = args.embedded ? "embedded" : "cluster";
   log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${args.scenario} scenario, ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
-  const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000", EDGE_DRAIN_MS: "0" };
+  const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: process.env["LOG_LEVEL"] ?? "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000", EDGE_DRAIN_MS: "0" };
   // The idle scenario: edges for the clients, and one more without any (its memory is the baseline).
   const edges = args.scenario === "idle" ? Math.ceil(CLIENTS / PER_EDGE) + 1 : 1;
   if (args.scenario === "idle" && args.embedded) throw new Error("--scenario idle spreads clients over several edge processes: cluster mode only");
@@ -185,6 +185,13 @@ async function main(): Promise<void> {
         busNamespace: `bench-${Date.now().toString(36)}.`,
         edges,
       });
+  // Interrupted (Ctrl-C, a timeout): the mesh goes too, not left running.
+  const interrupted = (signal: NodeJS.Signals) => {
+    log(`bench: ${signal}; stopping the mesh`);
+    void stopCluster(mesh).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
     if (args.scenario === "group") {

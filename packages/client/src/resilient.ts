@@ -125,7 +125,7 @@ export class ResilientChat {
       } catch (err) {
         const retry = !(err instanceof FrameError) || RETRYABLE.has(err.code);
         if (!retry || this.closed || Date.now() > deadline) throw err;
-        await sleep(Math.max(err instanceof FrameError ? err.retryAfterMs : 0, Math.min(2_000, 50 * 2 ** attempt)));
+        await sleep(Math.max(err instanceof FrameError ? err.retryAfterMs : 0, backoffMs(attempt + 1)));
       }
     }
   }
@@ -147,7 +147,7 @@ export class ResilientChat {
     let hint = 0;
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new Error("client closed");
-      if (attempt > 0) await sleep(Math.max(hint, Math.min(2_000, 50 * 2 ** attempt)));
+      if (attempt > 0) await sleep(Math.max(hint, backoffMs(attempt)));
       hint = 0;
       const edge = await this.assign();
       if (edge === undefined) continue;
@@ -283,3 +283,12 @@ export class ResilientChat {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The pause before retry `attempt` (1, 2, ...): doubling from 100 ms up to `capMs`, each a random
+ * point in its upper half, so clients cut off together do not come back together.
+ */
+export function backoffMs(attempt: number, capMs = 10_000): number {
+  const ceiling = Math.min(capMs, 100 * 2 ** Math.max(0, attempt - 1));
+  return ceiling * (0.5 + Math.random() / 2);
+}

@@ -32,6 +32,12 @@ export interface ConnectOptions {
   protocol?: "chat.v1.proto" | "chat.v1.json";
   /** Source address to connect from (several 127.0.0.x for many clients). */
   localAddress?: string;
+  /**
+   * Source port (with localAddress). A load generator with tens of thousands of sockets per source
+   * address names the port itself: the kernel's search for a free one (port 0) then takes
+   * milliseconds per socket, inside the event loop.
+   */
+  localPort?: number;
   onEvent?: (event: Event, receivedAt: number) => void;
   /**
    * Sees each server frame before it is decoded; returning true skips decoding it (a load
@@ -80,7 +86,7 @@ export class ChatSocket {
     url.searchParams.set("access_token", opts.token);
     url.searchParams.set("device_id", opts.deviceId);
     const protocol = opts.protocol ?? "chat.v1.proto";
-    const ws = new WebSocket(url, [protocol], { perMessageDeflate: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+    const ws = new WebSocket(url, [protocol], { perMessageDeflate: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), ...(opts.localPort ? { localPort: opts.localPort } : {}) });
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(new ChatSocket(ws, protocol === "chat.v1.proto", opts.onEvent, opts.onRaw)));
       ws.once("unexpected-response", (_req, res) => reject(new Error(`handshake refused: HTTP ${res.statusCode}`)));

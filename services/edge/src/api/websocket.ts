@@ -137,13 +137,15 @@ class WsClient implements ClientConnection {
     socketOf(this.ws)?.uncork();
   }
 
-  heartbeat(): void {
+  /** Pings the client; false (and the connection cut) when it has not answered the previous ping. */
+  heartbeat(): boolean {
     if (!this.alive) {
       this.ws.terminate(); // no pong since the last ping: a dead peer
-      return;
+      return false;
     }
     this.alive = false;
     this.ws.ping();
+    return true;
   }
 
   async handle(data: Buffer, isBinary: boolean): Promise<void> {
@@ -216,7 +218,9 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
   const pinger = setInterval(() => {
     const slice = gw.wheel[hand] ?? new Set<WsClient>();
     hand = (hand + 1) % SLICES;
-    for (const client of slice) client.heartbeat();
+    let dropped = 0;
+    for (const client of slice) if (!client.heartbeat()) dropped++;
+    if (dropped > 0) opts.logger.info({ dropped }, "closed clients that missed a pong");
   }, opts.pingIntervalMs / SLICES);
   pinger.unref();
 
