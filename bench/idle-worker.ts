@@ -7,7 +7,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { backoffMs } from "../packages/client/src/resilient.js";
-import { ChatSocket, FrameError } from "../packages/client/src/websocket.js";
+import { ChatSocket, FrameError, HandshakeError } from "../packages/client/src/websocket.js";
 
 export type WorkerCommand =
   | { type: "connect"; url: string; from: number; to: number; sources: number }
@@ -78,13 +78,14 @@ async function open(i: number): Promise<ChatSocket> {
 
 async function comeBack(i: number): Promise<void> {
   returning.add(i);
+  let hint = 0;
   for (let attempt = 0; returning.has(i); attempt++) {
-    await new Promise((r) => setTimeout(r, backoffMs(attempt + 1)));
+    await new Promise((r) => setTimeout(r, Math.max(hint, backoffMs(attempt + 1))));
     try {
       sockets.set(i, await open(i));
       break;
-    } catch {
-      // try again
+    } catch (err) {
+      hint = err instanceof HandshakeError ? err.retryAfterMs : 0; // the edge's Retry-After when it is busy
     }
   }
   returning.delete(i);
@@ -124,8 +125,10 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         try {
           sockets.set(i, await open(i));
         } catch (err) {
+          // Turned away (the edge is busy registering others): back later, like a client.
           failed++;
           firstError ??= String(err);
+          void comeBack(i);
         }
       });
       await settled(60_000);

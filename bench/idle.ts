@@ -137,7 +137,7 @@ export async function idleBench(o: IdleBenchOptions) {
     const failed = connected.reduce((n, c) => n + c.failed, 0);
     const serverCloses = connected.reduce((n, c) => n + c.serverCloses, 0);
     const connectS = (performance.now() - t0) / 1000;
-    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges (and one without clients)${failed > 0 ? ` (${failed} failed: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}; ${serverCloses} closed by the server and connected again`);
+    o.log(`connected ${total} of ${o.clients} clients in ${connectS.toFixed(1)} s over ${edges.length} edges (and one without clients)${failed > 0 ? ` (${failed} turned away at first and connected later: ${connected.find((c) => c.firstError)?.firstError ?? ""})` : ""}; ${serverCloses} closed by the server and connected again`);
 
     // Idle: what the heartbeats cost (edge pings and pongs, the batched session and presence refreshes).
     await settle();
@@ -185,7 +185,7 @@ export async function idleBench(o: IdleBenchOptions) {
     const result = {
       clients: o.clients,
       connected: total,
-      connectFailures: failed,
+      turnedAwayAtFirst: failed,
       closedByServerAndReconnected: serverCloses,
       connectSeconds: Math.round(connectS * 10) / 10,
       edges: edges.length + 1,

@@ -12,7 +12,7 @@ import { PresenceState } from "../../gen/chat/api/v1/enums_pb.js";
 import type { Event } from "../../gen/chat/api/v1/events_pb.js";
 import type { Message } from "../../gen/chat/api/v1/model_pb.js";
 import { ResilientChat } from "../../packages/client/src/resilient.js";
-import { ChatSocket } from "../../packages/client/src/websocket.js";
+import { ChatSocket, HandshakeError } from "../../packages/client/src/websocket.js";
 import { infraEnv } from "../support/infra.js";
 import { apiClient, tokenFor } from "../support/modes.js";
 import { until } from "../support/wait.js";
@@ -27,6 +27,7 @@ const SETTINGS = {
   PRESENCE_TTL_MS: "3000",
   PRESENCE_SWEEP_MS: "200",
   EDGE_DRAIN_MS: "3000",
+  EDGE_MAX_CONNECTING: "40",
 };
 /** A killed edge's users: offline once their last heartbeat is PRESENCE_TTL_MS old, plus the sweep and a loaded machine's slack. */
 const KILLED_BOUND_MS = 3000 + 200 + 1500;
@@ -92,6 +93,51 @@ describe("several edges (cluster)", () => {
     const has = (text: string) => (s: ChatSocket) => s.until((ev) => ev.some((e) => e.kind.case === "message" && e.kind.value.message?.content.value === text));
     await has("from edge 0")(bob);
     await Promise.all([a1, a3].map(has("from edge 1")));
+  });
+
+  it("a flood of connections past EDGE_MAX_CONNECTING is turned away with 503 and Retry-After; on retry every client gets in and is reachable", async () => {
+    const names = Array.from({ length: 300 }, (_, k) => `flood-${k}`);
+    const tokens = await Promise.all(names.map((n) => tokenFor(user(n))));
+    const attempt = (k: number) => ChatSocket.connect({ url: wsUrl(1), token: tokens[k] ?? "", deviceId: "phone" });
+    const clients = new Map<number, ChatSocket>();
+    const first = await Promise.allSettled(names.map((_, k) => attempt(k)));
+    let left: number[] = [];
+    first.forEach((r, k) => {
+      if (r.status === "fulfilled") clients.set(k, r.value);
+      else {
+        left.push(k);
+        const err: unknown = r.reason;
+        assert.ok(err instanceof HandshakeError && err.status === 503, String(err));
+        assert.ok(err.retryAfterMs >= 1_000 && err.retryAfterMs <= 5_000, `Retry-After ${err.retryAfterMs} ms`);
+      }
+    });
+    assert.ok(left.length > 0, "300 clients at once against a bound of 40 registrations in flight: some are turned away");
+    // The turned-away come back (sooner than the hint, to keep the test short) until all are in.
+    const deadline = Date.now() + 30_000;
+    while (left.length > 0) {
+      assert.ok(Date.now() < deadline, `${left.length} clients still turned away after 30 s`);
+      await pause(200);
+      const again = await Promise.allSettled(left.map((k) => attempt(k)));
+      again.forEach((r, j) => {
+        if (r.status === "fulfilled") clients.set(left[j] ?? -1, r.value);
+      });
+      left = left.filter((k) => !clients.has(k));
+    }
+    opened.push(...clients.values());
+    assert.equal(clients.size, 300);
+    // Each is registered: a message to every tenth reaches it.
+    const sender = await socket("flood-sender", 0);
+    await Promise.all(
+      names
+        .map((n, k) => ({ n, k }))
+        .filter(({ k }) => k % 10 === 0)
+        .map(async ({ n, k }) => {
+          const conversationId = (await sender.call("getOrCreateDirectConversation", { peerId: user(n) })).conversation?.conversationId ?? assert.fail();
+          await sender.call("sendMessage", { conversationId, clientMsgId: `flood-${k}`, text: `hello ${n}` });
+          await clients.get(k)?.until((ev) => ev.some((e) => e.kind.case === "message" && e.kind.value.message?.content.value === `hello ${n}`));
+        }),
+    );
+    await Promise.all([...clients.values()].map((c) => c.close()));
   });
 
   it("kill -9 of an edge under traffic: its clients reconnect through AssignEdge and lose nothing; watchers see its users go offline; it leaves assignment", async (t) => {

@@ -12,7 +12,7 @@ import { ChatService, type SendMessageResponse } from "../../../gen/chat/api/v1/
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import { MessageSchema, type Message } from "../../../gen/chat/api/v1/model_pb.js";
-import { ChatSocket, FrameError, type RequestInit, type ResponseOf } from "./websocket.js";
+import { ChatSocket, FrameError, HandshakeError, type RequestInit, type ResponseOf } from "./websocket.js";
 
 export interface ResilientOptions {
   /** Connect base URLs that answer AssignEdge (any edge, or the ingress); tried in turn. */
@@ -161,8 +161,10 @@ export class ResilientChat {
           ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
           onEvent: (event) => this.onEvent(socket, event),
         });
-      } catch {
-        continue; // draining (503), or gone since AssignEdge answered: ask again
+      } catch (err) {
+        // Draining or too busy (503, maybe with Retry-After), or gone since AssignEdge answered: ask again.
+        if (err instanceof HandshakeError) hint = err.retryAfterMs;
+        continue;
       }
       socket.ws.once("close", () => {
         if (this.socket !== socket) return;

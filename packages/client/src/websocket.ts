@@ -46,6 +46,17 @@ export interface ConnectOptions {
   onRaw?: (data: Buffer, receivedAt: number) => boolean;
 }
 
+/** The edge refused the WebSocket handshake (401, 503 while draining or too busy to take more). */
+export class HandshakeError extends Error {
+  constructor(
+    readonly status: number,
+    /** From Retry-After, when the edge gave one. */
+    readonly retryAfterMs: number,
+  ) {
+    super(`handshake refused: HTTP ${status}`);
+  }
+}
+
 export class ChatSocket {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (f: ServerFrame) => void; reject: (e: Error) => void }>();
@@ -89,7 +100,7 @@ export class ChatSocket {
     const ws = new WebSocket(url, [protocol], { perMessageDeflate: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), ...(opts.localPort ? { localPort: opts.localPort } : {}) });
     return new Promise((resolve, reject) => {
       ws.once("open", () => resolve(new ChatSocket(ws, protocol === "chat.v1.proto", opts.onEvent, opts.onRaw)));
-      ws.once("unexpected-response", (_req, res) => reject(new Error(`handshake refused: HTTP ${res.statusCode}`)));
+      ws.once("unexpected-response", (_req, res) => reject(new HandshakeError(res.statusCode ?? 0, Number(res.headers["retry-after"] ?? 0) * 1000 || 0)));
       ws.once("error", reject);
     });
   }

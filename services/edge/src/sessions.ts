@@ -21,6 +21,8 @@ export interface SessionManagerOptions {
   connection: Client<typeof ConnectionService>;
   presence: Client<typeof PresenceService>;
   refreshMs: number;
+  /** Sessions waiting for their registration at most; past it, new clients are turned away (admits()). */
+  maxRegistering: number;
   logger: Logger;
 }
 
@@ -35,6 +37,8 @@ export class SessionManager {
   /** Live sessions per user and device on this edge. */
   private readonly perDevice = new Map<string, number>();
   private opening: Opening[] = [];
+  /** Sessions opened and not yet registered (queued or in a registration call). */
+  private registering = 0;
   private closing: { sessions: Session[]; devices: DevicePresence[] } = { sessions: [], devices: [] };
   private flushScheduled = false;
   private readonly timer: NodeJS.Timeout;
@@ -43,6 +47,15 @@ export class SessionManager {
   constructor(private readonly opts: SessionManagerOptions) {
     this.timer = setInterval(() => void this.refresh(), opts.refreshMs);
     this.timer.unref();
+  }
+
+  /**
+   * Whether a new client may connect now. While the connection and presence services fall behind
+   * (a reconnect storm), clients are turned away with a retry hint instead of piling up
+   * registrations that would time out and send them all back at once.
+   */
+  admits(): boolean {
+    return this.registering < this.opts.maxRegistering;
   }
 
   newSessionId(): string {
@@ -56,9 +69,12 @@ export class SessionManager {
     this.sessions.set(conn.sessionId, session);
     const key = deviceKey(session);
     this.perDevice.set(key, (this.perDevice.get(key) ?? 0) + 1);
+    this.registering++;
     return new Promise<void>((resolve, reject) => {
       this.opening.push({ session, resolve, reject });
       this.scheduleFlush();
+    }).finally(() => {
+      this.registering--;
     });
   }
 

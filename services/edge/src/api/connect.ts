@@ -4,7 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SubscribeResponseSchema, SyncRequestSchema, type ChatService, type SubscribeResponse } from "../../../../gen/chat/api/v1/api_pb.js";
 import { EventSchema, type Event } from "../../../../gen/chat/api/v1/events_pb.js";
-import { unavailable } from "../../../../packages/runtime/src/errors.js";
+import { busy, unavailable } from "../../../../packages/runtime/src/errors.js";
 import type { ConnectionTable } from "../domain/connections.js";
 import type { SessionManager } from "../sessions.js";
 import { callerOf } from "./caller.js";
@@ -22,6 +22,7 @@ export function createChatService(ops: Operations, sessions: SessionManager, tab
     async *subscribe(req, ctx): AsyncGenerator<SubscribeResponse> {
       const caller = callerOf(ctx);
       if (table.draining) throw unavailable("this edge is draining: ask AssignEdge for another");
+      if (!sessions.admits()) throw busy("too many clients connecting at once: retry later", 1_000 + Math.random() * 4_000);
       const pending: Event[] = [];
       let wake: (() => void) | undefined;
       let ended = false;

@@ -263,6 +263,11 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nthis edge is draining: ask AssignEdge for another\n");
         return;
       }
+      if (!opts.sessions.admits()) {
+        // Spread the returns: 1 to 5 s.
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: ${1 + Math.floor(Math.random() * 5)}\r\nContent-Type: text/plain\r\n\r\ntoo many clients connecting at once: retry later\n`);
+        return;
+      }
       authenticate(req).then(
         (caller) => wss.handleUpgrade(req, socket, head, (ws) => serve(ws, caller)),
         (err: unknown) => {
