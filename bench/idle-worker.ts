@@ -10,7 +10,7 @@ import { backoffMs } from "../packages/client/src/resilient.js";
 import { ChatSocket, FrameError, HandshakeError } from "../packages/client/src/websocket.js";
 
 export type WorkerCommand =
-  | { type: "connect"; url: string; from: number; to: number; sources: number }
+  | { type: "connect"; url: string; from: number; to: number; sources: number; perSecond: number }
   | { type: "storm-prepare"; step: number; count: number }
   | { type: "storm-drop" }
   | { type: "storm-send" }
@@ -61,7 +61,8 @@ const PER_ADDRESS = 12_600;
 function source(i: number): { localAddress: string; localPort: number } {
   const g = generation.get(i) ?? 0;
   generation.set(i, g + 1);
-  return { localAddress: `127.0.0.${1 + (i % sources)}`, localPort: FIRST_PORT + ((Math.floor(i / sources) + g * PER_ADDRESS) % PORTS) };
+  // 127.0.0.2 and up: nothing listens there, so no port the generator picks is a server's.
+  return { localAddress: `127.0.0.${2 + (i % sources)}`, localPort: FIRST_PORT + ((Math.floor(i / sources) + g * PER_ADDRESS) % PORTS) };
 }
 
 async function open(i: number): Promise<ChatSocket> {
@@ -97,8 +98,13 @@ async function settled(ms: number): Promise<void> {
   while (returning.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
 }
 
-async function inWaves<T>(items: T[], fn: (item: T) => Promise<void>, wave = WAVE): Promise<void> {
-  for (let k = 0; k < items.length; k += wave) await Promise.all(items.slice(k, k + wave).map(fn));
+/** `fn` over `items`, `wave` at a time; with `perSecond`, no faster than that. */
+async function inWaves<T>(items: T[], fn: (item: T) => Promise<void>, wave = WAVE, perSecond = 0): Promise<void> {
+  const start = Date.now();
+  for (let k = 0; k < items.length; k += wave) {
+    if (perSecond > 0) await new Promise((r) => setTimeout(r, Math.max(0, start + (k / perSecond) * 1000 - Date.now())));
+    await Promise.all(items.slice(k, k + wave).map(fn));
+  }
 }
 
 /** A request retried like a client would (growing, randomised pauses) while the mesh is busy. */
@@ -130,7 +136,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
           firstError ??= String(err);
           void comeBack(i);
         }
-      });
+      }, 20, cmd.perSecond);
       await settled(60_000);
       reply({ type: "connected", connected: sockets.size, failed, serverCloses, ...(firstError === undefined ? {} : { firstError }) });
       return;

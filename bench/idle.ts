@@ -7,7 +7,6 @@
 // reconnect at once and catch up with Sync; the time until all have resumed, and any loss.
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { setPriority } from "node:os";
 import { fileURLToPath } from "node:url";
 import type { ClusterProcess } from "../cmd/cluster.js";
 import { PUBLIC_PORT } from "../cmd/services.js";
@@ -21,6 +20,8 @@ export interface IdleBenchOptions {
   perEdge: number;
   /** Clients dropped and reconnected at once. */
   storm: number;
+  /** New clients per second over all workers while connecting (arrivals, not a flood; the storm is the flood). */
+  connectRate: number;
   /** Seconds of idling over which heartbeat CPU is measured. */
   idleS: number;
   portOffset: number;
@@ -68,14 +69,6 @@ class Worker {
 
   constructor(readonly index: number) {
     this.child = fork(WORKER, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    // The workers stand for clients on other machines: run them ahead of the mesh they measure
-    // where allowed (root), since a worker starved of CPU for two ping intervals stops answering
-    // pings and the edges rightly drop its clients (seen at 100,000 clients on 2 cores).
-    try {
-      setPriority(this.child.pid ?? 0, -10);
-    } catch {
-      // not allowed: the workers run at the default priority
-    }
     this.child.on("message", (r: WorkerReport) => {
       if (this.waiting !== undefined) {
         const w = this.waiting;
@@ -129,7 +122,7 @@ export async function idleBench(o: IdleBenchOptions) {
       workers.map((w, i) => {
         const from = i * o.perEdge;
         const url = `ws://127.0.0.1:${PUBLIC_PORT + o.portOffset + (edges[i]?.instance ?? 0)}/ws`;
-        return w.ask({ type: "connect", url, from, to: Math.min(o.clients, from + o.perEdge), sources: SOURCES }, "connected");
+        return w.ask({ type: "connect", url, from, to: Math.min(o.clients, from + o.perEdge), sources: SOURCES, perSecond: o.connectRate / workers.length }, "connected");
       }),
     );
     clearInterval(progress);
@@ -188,6 +181,7 @@ export async function idleBench(o: IdleBenchOptions) {
       turnedAwayAtFirst: failed,
       closedByServerAndReconnected: serverCloses,
       connectSeconds: Math.round(connectS * 10) / 10,
+      connectRatePerSecond: o.connectRate,
       edges: edges.length + 1,
       sourceAddresses: SOURCES,
       memory: { ...perConnection, controlEdgeDriftMB: { rss: mb(drift.rss), heap: mb(drift.heap) }, perEdge: memory },

@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     "per-edge": { type: "string", default: "16000" },
     storm: { type: "string", default: "10000" },
     idle: { type: "string", default: "30" },
+    "connect-rate": { type: "string", default: "600" },
   },
 });
 const CLIENTS = Number(args.clients ?? (args.scenario === "idle" ? 100_000 : 2000));
@@ -199,7 +200,7 @@ async function main(): Promise<void> {
       return;
     }
     if (args.scenario === "idle") {
-      const r = await idleBench({ mesh, clients: CLIENTS, perEdge: PER_EDGE, storm: Number(args.storm), idleS: Number(args.idle), portOffset: OFFSET, pids: processPids(mesh), log });
+      const r = await idleBench({ mesh, clients: CLIENTS, perEdge: PER_EDGE, storm: Number(args.storm), idleS: Number(args.idle), connectRate: Number(args["connect-rate"]), portOffset: OFFSET, pids: processPids(mesh), log });
       const result = { scenario: "idle", mode, machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), ...r };
       mkdirSync("var/bench", { recursive: true });
       const file = `var/bench/idle-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;

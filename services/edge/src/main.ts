@@ -48,7 +48,7 @@ const Config = z.object({
   WS_PING_MS: int(10_000, 100),
   /** On shutdown (SIGTERM) and EdgeService.Drain: how long clients get to move to another edge. 0: no drain. */
   EDGE_DRAIN_MS: int(10_000, 0),
-  EDGE_MAX_CONNECTING: int(5_000, 1),
+  EDGE_MAX_CONNECTING: int(1_000, 1),
   /** Largest client frame or request, in bytes. */
   MAX_FRAME_BYTES: int(256 * 1024, 1024),
   WS_FRAMES_PER_SECOND: int(100, 1),
