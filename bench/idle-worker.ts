@@ -45,7 +45,7 @@ let serverCloses = 0;
 const returning = new Set<number>();
 let stopping = false;
 
-/** Connections made per client so far: each one gets a source port of its own (see sourcePort). */
+/** Connections made per client so far: each one gets a source port of its own (see source()). */
 const generation = new Map<number, number>();
 const FIRST_PORT = 1_024;
 /** Below the kernel's ephemeral range (32768 and up), which the mesh's own connections use. */
