@@ -1,7 +1,7 @@
 // The gate: bounded concurrency, arrival order, refusal past the waiting line, callers who give up.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { Code, type ConnectError } from "../src/errors.js";
+import { Code, retryAfterMs, type ConnectError } from "../src/errors.js";
 import { Gate } from "../src/serial.js";
 
 describe("gate", () => {
@@ -46,7 +46,7 @@ describe("gate", () => {
       (err: ConnectError) => err,
     );
     assert.equal(refused.code, Code.ResourceExhausted);
-    const hint = Number(refused.metadata.get("retry-after-ms"));
+    const hint = retryAfterMs(refused);
     assert.ok(hint >= 250 && hint <= 750, `retry hint ${hint} ms (20 ahead x 5 ms, at least 500 ms, randomised x0.5-1.5)`);
     release();
     await busy;

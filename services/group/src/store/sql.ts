@@ -186,8 +186,8 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
         }
         await tx.query(
           `INSERT INTO group_members (conversation_id, user_id, role)
-           SELECT $1::text, $2::text, $3::smallint UNION ALL SELECT $1, value, $4::smallint FROM jsonb_array_elements_text($5::jsonb)`,
-          [g.conversationId, g.creatorId, Role.OWNER, Role.MEMBER, JSON.stringify(g.memberIds)],
+           SELECT $1::text, $2::text, $3::smallint UNION ALL SELECT $1, value, $4::smallint FROM unnest($5::text[]) AS value`,
+          [g.conversationId, g.creatorId, Role.OWNER, Role.MEMBER, g.memberIds],
         );
         await insertChange(tx, g.changeId, g.conversationId, { kind: SystemEventKind.CREATED, actorId: g.creatorId, userIds: g.memberIds, title: g.title, role: Role.UNSPECIFIED });
         return { conversation: toConversation(row), created: true, pendingChangeId: g.changeId };
@@ -224,9 +224,9 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
           // A member reads from their own join message on (visible_from_seq is exclusive).
           await tx.query(
             `INSERT INTO group_members AS m (conversation_id, user_id, role, member, visible_from_seq, removed_at_seq, joined_seq)
-             SELECT $1::text, value, $2::smallint, true, $3::bigint, 0, $4::bigint FROM jsonb_array_elements_text($5::jsonb)
+             SELECT $1::text, value, $2::smallint, true, $3::bigint, 0, $4::bigint FROM unnest($5::text[]) AS value
              ON CONFLICT (conversation_id, user_id) DO UPDATE SET role = $2, member = true, visible_from_seq = $3, removed_at_seq = 0, joined_seq = $4, joined_at = now()`,
-            [conversationId, Role.MEMBER, seq - 1, seq, JSON.stringify(effects.joined)],
+            [conversationId, Role.MEMBER, seq - 1, seq, effects.joined],
           );
         }
         if (effects.left.length > 0) {
