@@ -20,6 +20,7 @@ import { createVerifier } from "./auth/verify.js";
 import { ConnectionTable } from "./domain/connections.js";
 import { meter } from "../../../packages/runtime/src/telemetry/index.js";
 import { createEdgeHandler } from "./handler.js";
+import { startMemoryTrim } from "./memory.js";
 import { publicRoutes, publicServices, routes, services } from "./routes.js";
 import { SessionManager } from "./sessions.js";
 
@@ -49,6 +50,8 @@ const Config = z.object({
   /** On shutdown (SIGTERM) and EdgeService.Drain: how long clients get to move to another edge. 0: no drain. */
   EDGE_DRAIN_MS: int(10_000, 0),
   EDGE_MAX_CONNECTING: int(1_000, 1),
+  /** How often the edge checks whether to give memory back after a connection surge (memory.ts). 0: never. */
+  EDGE_MEMORY_TRIM_MS: int(10_000, 0),
   /** Largest client frame or request, in bytes. */
   MAX_FRAME_BYTES: int(256 * 1024, 1024),
   WS_FRAMES_PER_SECOND: int(100, 1),
@@ -83,6 +86,7 @@ export const main: ServiceMain = async (env: Env) => {
     push: peerClient(PushService, config.PUSH_SERVICE_ADDR),
   });
   const sessions = new SessionManager({ edgeId: config.EDGE_ID, table, connection, presence, refreshMs: config.SESSION_REFRESH_MS, maxRegistering: config.EDGE_MAX_CONNECTING, logger });
+  const stopTrim = startMemoryTrim({ everyMs: config.EDGE_MEMORY_TRIM_MS, connections: () => table.size, logger });
   const ws = createWebSocketGateway({
     ops,
     sessions,
@@ -131,7 +135,7 @@ export const main: ServiceMain = async (env: Env) => {
       logger.info({ clients, withinMs: config.EDGE_DRAIN_MS }, "draining before shutdown");
       await sessions.emptied(config.EDGE_DRAIN_MS + 1_000);
     },
-    closers: [() => publicServer.close(), () => ws.close(), () => sessions.stop(), () => clearInterval(heartbeat)],
+    closers: [() => publicServer.close(), () => ws.close(), () => sessions.stop(), () => clearInterval(heartbeat), stopTrim],
   });
 
   // Service discovery: register now and on every heartbeat, with the current load.
