@@ -36,6 +36,10 @@ let url = "";
 let sources = 1;
 /** Storm clients (dropped and reconnected) with the conversation their peer writes in. */
 const storm = new Map<number, string>();
+/** The seq of the message each dropped client's peer sent while it was away: what its Sync must bring, once. */
+const awaited = new Map<number, bigint>();
+/** This run's messages are its own (client_msg_id is idempotent, and users and conversations are the same every run). */
+const RUN = `${Date.now().toString(36)}-${process.pid}`;
 
 const reply = (report: WorkerReport) => process.send?.(report);
 
@@ -178,7 +182,9 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         [...storm],
         async ([i, conversationId]) => {
           try {
-            await retried(async () => sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: `storm-${i}`, text: `while ${userOf(i)} was away` }));
+            const r = await retried(async () => sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: `storm-${RUN}-${i}`, text: `while ${userOf(i)} was away` }));
+            if (r === undefined) throw new Error("the peer's socket is gone");
+            awaited.set(i, r.seq);
             sent++;
           } catch {
             failed++;
@@ -206,9 +212,12 @@ async function handle(cmd: WorkerCommand): Promise<void> {
             try {
               let s = sockets.get(i);
               if (s === undefined) sockets.set(i, (s = await open(i)));
-              const r = await s.call("sync", { cursors: [{ conversationId, seq: 0n }] });
-              const got = r.updates.filter((u) => u.conversation?.conversationId === conversationId).flatMap((u) => u.messages);
-              if (got.length === 0) missing++;
+              // From the cursor it held when it was cut off: exactly the message sent meanwhile.
+              // (A client whose peer's send failed resumes all the same, with nothing to check.)
+              const seq = awaited.get(i);
+              const r = await s.call("sync", { cursors: [{ conversationId, seq: seq === undefined ? 0n : seq - 1n }] });
+              const got = r.updates.filter((u) => u.conversation?.conversationId === conversationId).flatMap((u) => u.messages).filter((m) => m.seq === seq && m.clientMsgId === `storm-${RUN}-${i}`);
+              if (seq !== undefined && got.length === 0) missing++;
               if (got.length > 1) duplicates += got.length - 1;
               resumed++;
               return;
