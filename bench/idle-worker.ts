@@ -198,14 +198,14 @@ async function handle(cmd: WorkerCommand): Promise<void> {
     case "storm-reconnect": {
       // All at once: every dropped client connects again and syncs from its cursor (0 in the peer's
       // conversation). Like a real client, one that is refused (busy, timed out) tries again after a
-      // randomised, growing pause, for up to two minutes.
+      // randomised, growing pause, for up to five minutes.
       let resumed = 0;
       let failed = 0;
       let retries = 0;
       let missing = 0;
       let duplicates = 0;
       let firstError: string | undefined;
-      const giveUpAt = Date.now() + 120_000;
+      const giveUpAt = Date.now() + 300_000;
       await Promise.all(
         [...storm].map(async ([i, conversationId]) => {
           for (let attempt = 0; ; attempt++) {

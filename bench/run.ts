@@ -33,7 +33,7 @@ const { values: args } = parseArgs({
     "per-edge": { type: "string", default: "16000" },
     storm: { type: "string", default: "10000" },
     idle: { type: "string", default: "30" },
-    "connect-rate": { type: "string", default: "600" },
+    "connect-rate": { type: "string", default: "300" },
   },
 });
 const CLIENTS = Number(args.clients ?? (args.scenario === "idle" ? 100_000 : 2000));
