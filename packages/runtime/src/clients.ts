@@ -8,6 +8,9 @@ import { clientTelemetryInterceptor } from "./telemetry/connect.js";
 
 const transports = new Map<string, Transport>();
 
+/** The listener GuardedSessionManager adds to each session: the session is closing, nothing is left to do. */
+export function ignoreLeftSessionError(): void {}
+
 /**
  * connect-node's session manager, with every HTTP/2 session it opens kept from crashing the process.
  * When a peer is slow (overloaded), the manager's keepalive PING can time out after the manager has
@@ -17,9 +20,6 @@ const transports = new Map<string, Transport>();
  * gone either way and the next call opens a new one, so a listener of our own, added once per
  * session, takes what the manager no longer hears.
  */
-/** The listener GuardedSessionManager adds to each session: the session is closing, nothing is left to do. */
-export function ignoreLeftSessionError(): void {}
-
 export class GuardedSessionManager extends Http2SessionManager {
   private readonly guarded = new WeakSet<ClientHttp2Session>();
 
