@@ -40,6 +40,7 @@ const storm = new Map<number, string>();
 const awaited = new Map<number, bigint>();
 /** This run's messages are its own (client_msg_id is idempotent, and users and conversations are the same every run). */
 const RUN = `${Date.now().toString(36)}-${process.pid}`;
+const stormMsgId = (i: number) => `storm-${RUN}-${i}`;
 
 const reply = (report: WorkerReport) => process.send?.(report);
 
@@ -182,7 +183,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
         [...storm],
         async ([i, conversationId]) => {
           try {
-            const r = await retried(async () => sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: `storm-${RUN}-${i}`, text: `while ${userOf(i)} was away` }));
+            const r = await retried(async () => sockets.get(i + 1)?.call("sendMessage", { conversationId, clientMsgId: stormMsgId(i), text: `while ${userOf(i)} was away` }));
             if (r === undefined) throw new Error("the peer's socket is gone");
             awaited.set(i, r.seq);
             sent++;
@@ -196,8 +197,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
       return;
     }
     case "storm-reconnect": {
-      // All at once: every dropped client connects again and syncs from its cursor (0 in the peer's
-      // conversation). Like a real client, one that is refused (busy, timed out) tries again after a
+      // All at once: every dropped client connects again and syncs from the cursor it held. Like a real client, one that is refused (busy, timed out) tries again after a
       // randomised, growing pause, for up to five minutes.
       let resumed = 0;
       let failed = 0;
@@ -216,7 +216,7 @@ async function handle(cmd: WorkerCommand): Promise<void> {
               // (A client whose peer's send failed resumes all the same, with nothing to check.)
               const seq = awaited.get(i);
               const r = await s.call("sync", { cursors: [{ conversationId, seq: seq === undefined ? 0n : seq - 1n }] });
-              const got = r.updates.filter((u) => u.conversation?.conversationId === conversationId).flatMap((u) => u.messages).filter((m) => m.seq === seq && m.clientMsgId === `storm-${RUN}-${i}`);
+              const got = r.updates.filter((u) => u.conversation?.conversationId === conversationId).flatMap((u) => u.messages).filter((m) => m.seq === seq && m.clientMsgId === stormMsgId(i));
               if (seq !== undefined && got.length === 0) missing++;
               if (got.length > 1) duplicates += got.length - 1;
               resumed++;

@@ -56,7 +56,7 @@ export function gcFunction(): GcFunction {
 /** Checks every `everyMs` (0: never) and trims when shouldTrim says so. Returns a stop function. */
 export function startMemoryTrim(opts: { everyMs: number; connections: () => number; logger: Logger }): () => void {
   if (opts.everyMs === 0) return () => {};
-  const gc = gcFunction();
+  let gc: GcFunction | undefined;
   let connectionsBefore = opts.connections();
   let elu: EventLoopUtilization = performance.eventLoopUtilization();
   let lastTrim = -Infinity;
@@ -71,7 +71,7 @@ export function startMemoryTrim(opts: { everyMs: number; connections: () => numb
     if (!shouldTrim(check)) return;
     lastTrim = now;
     const rssBefore = process.memoryUsage.rss();
-    gc({ type: "major", flavor: "last-resort" });
+    (gc ??= gcFunction())({ type: "major", flavor: "last-resort" });
     const after = getHeapStatistics();
     const mb = (n: number) => Math.round(n / 2 ** 20);
     opts.logger.info(

@@ -58,6 +58,11 @@ export class SessionManager {
     return this.registering < this.opts.maxRegistering;
   }
 
+  /** When a client turned away by admits() should try again: whole seconds, 1 to 5, spread so the returns do not bunch. */
+  retryAfterSeconds(): number {
+    return 1 + Math.floor(Math.random() * 5);
+  }
+
   newSessionId(): string {
     return `${this.opts.edgeId}/${randomUUID()}`;
   }

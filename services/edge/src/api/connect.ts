@@ -22,7 +22,7 @@ export function createChatService(ops: Operations, sessions: SessionManager, tab
     async *subscribe(req, ctx): AsyncGenerator<SubscribeResponse> {
       const caller = callerOf(ctx);
       if (table.draining) throw unavailable("this edge is draining: ask AssignEdge for another");
-      if (!sessions.admits()) throw busy("too many clients connecting at once: retry later", 1_000 + Math.random() * 4_000);
+      if (!sessions.admits()) throw busy("too many clients connecting at once: retry later", sessions.retryAfterSeconds() * 1_000);
       const pending: Event[] = [];
       let wake: (() => void) | undefined;
       let ended = false;

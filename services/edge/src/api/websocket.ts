@@ -264,8 +264,7 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
         return;
       }
       if (!opts.sessions.admits()) {
-        // Spread the returns: 1 to 5 s.
-        socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: ${1 + Math.floor(Math.random() * 5)}\r\nContent-Type: text/plain\r\n\r\ntoo many clients connecting at once: retry later\n`);
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: ${opts.sessions.retryAfterSeconds()}\r\nContent-Type: text/plain\r\n\r\ntoo many clients connecting at once: retry later\n`);
         return;
       }
       authenticate(req).then(
