@@ -3,9 +3,12 @@
 // writer, a restart) can never reuse a seq: on conflict the counter is re-seeded from the store.
 // Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
 // verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
+// Plain writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per
+// request, not per row.
 import cassandra from "cassandra-driver";
 import type { Client } from "cassandra-driver";
 import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
+import { KeyedBatchQueue } from "../../../../packages/runtime/src/serial.js";
 import { BUCKET_SIZE, bucketOf } from "../domain/sequencing.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
 import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
@@ -34,6 +37,12 @@ const Q = {
   idemSet: "INSERT INTO message_idempotency (conversation_id, sender_id, client_msg_id, seq, message_id) VALUES (?, ?, ?, ?, ?)",
 };
 const OPTS = { prepare: true };
+/**
+ * Statements per unlogged batch at most. Small rows (about 100 bytes each) from many partitions:
+ * well under Cassandra's batch size limits; past its default multi-partition warning threshold (10),
+ * which only logs.
+ */
+const MAX_WRITE_BATCH = 32;
 
 /** bigint columns come back as Long (or bigint / number depending on client options). */
 const num = (v: unknown): number => {
@@ -61,6 +70,20 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   const bucket = (seq: number) => bucketOf(seq, size);
   /** This process's view of each conversation's last seq; re-seeded on any conflict. */
   const lastSeqs = new Map<string, number>();
+
+  /**
+   * The plain writes (idempotency rows, inboxes, receipts, heads): one unlogged batch in flight,
+   * the writes issued meanwhile, whatever their conversation, together in the next. Each needs
+   * no atomicity with the others (receipts and inboxes are max-wins; an idempotency row is
+   * awaited before its message's insert), so a batch is one request where there were many.
+   */
+  const writes = new KeyedBatchQueue<{ query: string; params: unknown[] }, true>(async (_, batch) => {
+    const [only] = batch;
+    if (batch.length === 1 && only !== undefined) await client.execute(only.query, only.params, OPTS);
+    else await client.batch(batch, { prepare: true, logged: false });
+    return batch.map(() => true as const);
+  }, MAX_WRITE_BATCH);
+  const write = (query: string, params: unknown[]): Promise<true> => writes.run("", { query, params });
 
   async function probeLastSeq(conversationId: string): Promise<number> {
     const head = await client.execute(Q.headGet, [conversationId], OPTS);
@@ -116,7 +139,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     for (let attempt = 0; pending.length > 0; attempt++) {
       const base = lastSeqs.get(conversationId) ?? (await probeLastSeq(conversationId));
       const claims = pending.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
-      await Promise.all(claims.map((c) => client.execute(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId], OPTS)));
+      await Promise.all(claims.map((c) => write(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId])));
       let claimed = 0;
       for (const group of byBucket(claims)) {
         const queries = group.map((c) => ({
@@ -133,7 +156,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
         // The head is only a hint of the bucket to start re-seeding from: written when a new
         // bucket starts (a lost update costs one more probe, nothing else).
         if (bucket(first) !== bucket(first - 1) || first === 1) {
-          client.execute(Q.headSet, [Long.fromNumber(first), conversationId], OPTS).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
+          write(Q.headSet, [Long.fromNumber(first), conversationId]).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
         }
       }
       pending = pending.slice(claimed);
@@ -189,10 +212,10 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       const next = raise(current, to);
       if (sameWatermarks(current, next)) return { watermarks: current, changed: false };
       // Max-wins writes (see Q): a concurrent lower report can never overwrite a higher one.
-      const writes: Promise<unknown>[] = [];
-      if (next.deliveredSeq > current.deliveredSeq) writes.push(client.execute(Q.deliveredSet, [maxWins(next.deliveredSeq), Long.fromNumber(next.deliveredSeq), conversationId, userId], OPTS));
-      if (next.readSeq > current.readSeq) writes.push(client.execute(Q.readSet, [maxWins(next.readSeq), Long.fromNumber(next.readSeq), conversationId, userId], OPTS));
-      await Promise.all(writes);
+      const raised: Promise<unknown>[] = [];
+      if (next.deliveredSeq > current.deliveredSeq) raised.push(write(Q.deliveredSet, [maxWins(next.deliveredSeq), Long.fromNumber(next.deliveredSeq), conversationId, userId]));
+      if (next.readSeq > current.readSeq) raised.push(write(Q.readSet, [maxWins(next.readSeq), Long.fromNumber(next.readSeq), conversationId, userId]));
+      await Promise.all(raised);
       return { watermarks: next, changed: true };
     },
     async watermarks(conversationId) {
@@ -200,11 +223,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       return new Map(rows.map((r) => [String(r["user_id"]), { deliveredSeq: num(r["delivered_seq"]), readSeq: num(r["read_seq"]) }]));
     },
     async afterAppend(conversationId, seq, memberIds, senderId) {
-      // Max-wins writes, so their order does not matter: all in parallel.
+      // Max-wins writes, so their order does not matter: all in parallel (batched by `write`).
       const s = Long.fromNumber(seq);
-      const writes = memberIds.map((u) => client.execute(Q.inboxSet, [maxWins(seq), s, u, conversationId], OPTS));
-      if (senderId !== "") writes.push(client.execute(Q.bothSet, [maxWins(seq), s, s, conversationId, senderId], OPTS));
-      await Promise.all(writes);
+      const moved = memberIds.map((u) => write(Q.inboxSet, [maxWins(seq), s, u, conversationId]));
+      if (senderId !== "") moved.push(write(Q.bothSet, [maxWins(seq), s, s, conversationId, senderId]));
+      await Promise.all(moved);
     },
     async inbox(userId) {
       const out = new Map<string, number>();
