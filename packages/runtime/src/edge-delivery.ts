@@ -1,14 +1,15 @@
 // Handing events to the edges that hold their sessions (EdgeService.Deliver), shared by routing
 // (messages, receipts) and presence (presence changes, typing): deliveries grouped into bounded
 // Deliver requests with shared session lists, edge addresses from the connection service (cached),
-// a deadline per call, and an edge that cannot be reached (killed, partitioned) skipped for a
+// a deadline per call, deliveries by user (every session of these users on the edge: a large
+// group's messages go to every live edge), and an edge that cannot be reached (killed, partitioned) skipped for a
 // moment instead of holding everyone else's deliveries: its clients reconnect to another edge and
 // catch up from their cursors. Sessions an edge reports gone are dropped from the registry.
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";
 import type { ConnectionService, Session } from "../../../gen/chat/connection/v1/connection_pb.js";
-import { DeliverRequestSchema, DeliverySchema, EdgeService, SessionSetSchema, type DeliverRequest } from "../../../gen/chat/edge/v1/edge_pb.js";
+import { DeliverRequestSchema, DeliverySchema, EdgeService, SessionSetSchema, UserSetSchema, type DeliverRequest } from "../../../gen/chat/edge/v1/edge_pb.js";
 import { TtlCache } from "./cache.js";
 import { peerClient } from "./clients.js";
 import type { Logger } from "./log.js";
@@ -16,6 +17,10 @@ import type { Logger } from "./log.js";
 /** One event for some sessions of one edge. */
 export interface EdgeDelivery {
   sessionIds: string[];
+  /** Instead of `sessionIds` (then empty): every session of these users on the edge... */
+  userIds?: string[];
+  /** ...except this device of the event's sender (the device that sent the message). */
+  excludeDeviceId?: string;
   event: Event;
   /** The event's own trace context (W3C headers), carried to the edge's socket writes. */
   traceHeaders?: Record<string, string>;
@@ -28,6 +33,8 @@ export interface EdgeOutcome {
   delivered: number;
   /** Session ids the edge no longer holds. */
   gone: string[];
+  /** Users of the deliveries by user that had a session there that got the event. */
+  reachedUsers: string[];
   /** False when the edge was not registered or did not answer: nothing reached its sessions. */
   reached: boolean;
 }
@@ -43,26 +50,38 @@ export const MAX_DELIVER_ENTRIES = 20_000;
 export function deliverRequests(deliveries: EdgeDelivery[], maxEntries = MAX_DELIVER_ENTRIES): DeliverRequest[] {
   const out: DeliverRequest[] = [];
   let current = create(DeliverRequestSchema);
-  let sets = new Map<string, number>();
+  let sessionSets = new Map<string, number>();
+  let userSets = new Map<string, number>();
   let entries = 0;
   for (const d of deliveries) {
-    const key = d.sessionIds.join("\n");
-    const known = sets.get(key);
-    const cost = 1 + (known === undefined ? d.sessionIds.length : 0);
+    const byUser = d.userIds !== undefined;
+    const ids = d.userIds ?? d.sessionIds;
+    const key = ids.join("\n");
+    const cost = 1 + ((byUser ? userSets : sessionSets).has(key) ? 0 : ids.length);
     if (entries > 0 && entries + cost > maxEntries) {
       out.push(current);
       current = create(DeliverRequestSchema);
-      sets = new Map();
+      sessionSets = new Map();
+      userSets = new Map();
       entries = 0;
     }
+    const sets = byUser ? userSets : sessionSets;
     let index = sets.get(key);
     if (index === undefined) {
-      index = current.sessionSets.length;
-      current.sessionSets.push(create(SessionSetSchema, { sessionIds: d.sessionIds }));
+      if (byUser) {
+        index = current.userSets.length;
+        current.userSets.push(create(UserSetSchema, { userIds: ids }));
+      } else {
+        index = current.sessionSets.length;
+        current.sessionSets.push(create(SessionSetSchema, { sessionIds: ids }));
+      }
       sets.set(key, index);
-      entries += d.sessionIds.length;
+      entries += ids.length;
     }
-    current.deliveries.push(create(DeliverySchema, { event: d.event, sessionSet: index, ...(d.traceHeaders === undefined ? {} : { traceHeaders: d.traceHeaders }) }));
+    const target = byUser ? { userSet: index } : { sessionSet: index };
+    current.deliveries.push(
+      create(DeliverySchema, { event: d.event, ...target, excludeDeviceId: d.excludeDeviceId ?? "", ...(d.traceHeaders === undefined ? {} : { traceHeaders: d.traceHeaders }) }),
+    );
     entries++;
   }
   if (current.deliveries.length > 0) out.push(current);
@@ -121,7 +140,7 @@ export class EdgeDeliverer {
    * reported not reached and skipped for a moment.
    */
   async deliver(edgeId: string, deliveries: EdgeDelivery[], sessions: ReadonlyMap<string, Session>): Promise<EdgeOutcome> {
-    const outcome: EdgeOutcome = { edgeId, delivered: 0, gone: [], reached: false };
+    const outcome: EdgeOutcome = { edgeId, delivered: 0, gone: [], reachedUsers: [], reached: false };
     if ((this.failed.get(edgeId) ?? 0) > this.now()) return outcome;
     let address: string | undefined;
     try {
@@ -141,10 +160,12 @@ export class EdgeDeliverer {
         const r = await edge.deliver(request, { timeoutMs: this.timeoutMs });
         outcome.delivered += r.delivered;
         outcome.gone.push(...r.goneSessionIds);
+        outcome.reachedUsers.push(...r.reachedUserIds);
       }
       outcome.reached = true;
       this.failed.delete(edgeId);
     } catch (err) {
+      outcome.reachedUsers = []; // as for its sessions: counted as reaching nobody
       this.failed.set(edgeId, this.now() + this.skipFailedMs);
       this.addresses.clear(); // it may have moved or gone: look again next time
       this.opts.logger.warn({ err, edgeId, address }, "edge did not take its deliveries; skipping it for a moment (its clients resync on reconnect)");
@@ -161,8 +182,22 @@ export class EdgeDeliverer {
     return outcome;
   }
 
+  /**
+   * The ids of the edges registered now, read afresh (not from the cache): an edge that started a
+   * moment ago may already hold a session that must get the next event.
+   */
+  async liveEdges(): Promise<string[]> {
+    const known = await this.loadAddresses();
+    this.addresses.set("all", known);
+    return [...known.keys()];
+  }
+
+  private async loadAddresses(): Promise<Map<string, string>> {
+    return new Map((await this.opts.connection.listEdges({})).edges.map((e) => [e.edgeId, e.grpcAddress]));
+  }
+
   private async address(edgeId: string): Promise<string | undefined> {
-    const load = async () => new Map((await this.opts.connection.listEdges({})).edges.map((e) => [e.edgeId, e.grpcAddress]));
+    const load = () => this.loadAddresses();
     const known = await this.addresses.get("all", load);
     if (known.has(edgeId)) return known.get(edgeId);
     this.addresses.clear(); // a new edge: look again once

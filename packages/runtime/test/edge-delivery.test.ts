@@ -31,6 +31,22 @@ describe("edge delivery", () => {
     assert.deepEqual(order, deliveries.map((_, i) => `c${i}`));
   });
 
+  it("names a shared user list once per request, apart from session lists, with the sender's device to skip", () => {
+    const members = Array.from({ length: 300 }, (_, i) => `u${i}`);
+    const deliveries = [
+      { sessionIds: [], userIds: members, excludeDeviceId: "phone", event: event(0) },
+      { sessionIds: ["s1"], event: event(1) },
+      { sessionIds: [], userIds: members, event: event(2) },
+    ];
+    const [one, ...rest] = deliverRequests(deliveries);
+    assert.equal(rest.length, 0);
+    assert.deepEqual([one?.userSets.length, one?.sessionSets.length], [1, 1]);
+    assert.deepEqual(one?.deliveries.map((d) => [d.userSet, d.sessionSet, d.excludeDeviceId]), [[0, undefined, "phone"], [undefined, 0, ""], [0, undefined, ""]]);
+    const split = deliverRequests(deliveries, 302);
+    assert.deepEqual(split.map((r) => r.deliveries.length), [1, 1, 1], "a user list counts toward the bound like a session list");
+    assert.deepEqual(split.map((r) => r.userSets[0]?.userIds.length), [300, undefined, 300], "and is named again in the next request");
+  });
+
   const servers: RunningServer[] = [];
   after(async () => Promise.all(servers.map((s) => s.close())));
 

@@ -22,6 +22,7 @@ export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerO
       // server span's trace when it has none): one span per event, not per socket, so cheap at any fan-out.
       let delivered = 0;
       const gone: string[] = [];
+      const reached = new Set<string>();
       // Several events for the same connections (a batch of a group's messages): each socket's
       // frames go out together when the request is done.
       const corked = req.deliveries.length > 1 ? new Set<ClientConnection>() : undefined;
@@ -34,18 +35,30 @@ export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerO
             const event = delivery.event;
             if (event === undefined) continue; // protovalidate requires it; kept for the type checker
             const sender = event.kind.case === "message" ? event.kind.value.message?.senderId : undefined;
-            const sessionIds = delivery.sessionSet === undefined ? delivery.sessionIds : req.sessionSets[delivery.sessionSet]?.sessionIds;
-            if (sessionIds === undefined) throw invalidArgument(`deliveries: session_set ${delivery.sessionSet} is not in session_sets`);
+            const skip = (conn: ClientConnection) => delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender;
             // The same event object for every session: connections encode it once per encoding.
-            for (const sessionId of sessionIds) {
-              const conn = table.get(sessionId);
-              if (conn !== undefined && delivery.excludeDeviceId !== "" && conn.deviceId === delivery.excludeDeviceId && conn.userId === sender) continue;
-              if (conn !== undefined && corked !== undefined && conn.cork !== undefined && !corked.has(conn)) {
+            const write = (conn: ClientConnection): boolean => {
+              if (corked !== undefined && conn.cork !== undefined && !corked.has(conn)) {
                 conn.cork();
                 corked.add(conn);
               }
-              if (conn === undefined || !conn.send(event)) gone.push(sessionId);
-              else written++;
+              if (!conn.send(event)) return false;
+              written++;
+              return true;
+            };
+            if (delivery.userSet !== undefined) {
+              // Every session here of the named users: this edge's own table says which.
+              const userIds = req.userSets[delivery.userSet]?.userIds;
+              if (userIds === undefined) throw invalidArgument(`deliveries: user_set ${delivery.userSet} is not in user_sets`);
+              for (const userId of userIds) for (const conn of table.ofUser(userId)) if (!skip(conn) && write(conn)) reached.add(userId);
+              continue;
+            }
+            const sessionIds = delivery.sessionSet === undefined ? delivery.sessionIds : req.sessionSets[delivery.sessionSet]?.sessionIds;
+            if (sessionIds === undefined) throw invalidArgument(`deliveries: session_set ${delivery.sessionSet} is not in session_sets`);
+            for (const sessionId of sessionIds) {
+              const conn = table.get(sessionId);
+              if (conn !== undefined && skip(conn)) continue;
+              if (conn === undefined || !write(conn)) gone.push(sessionId);
             }
           } finally {
             span.setAttribute("chat.delivered", written);
@@ -56,7 +69,7 @@ export function createEdgeHandler({ table, drain, defaultDrainMs }: EdgeHandlerO
       } finally {
         for (const conn of corked ?? []) conn.uncork?.();
       }
-      return { delivered, goneSessionIds: [...new Set(gone)] };
+      return { delivered, goneSessionIds: [...new Set(gone)], reachedUserIds: [...reached] };
     },
     async drain(req) {
       return { clients: await drain(req.deadlineMs || defaultDrainMs) };

@@ -1,4 +1,5 @@
 // EdgeService.Deliver on the edge: events reach the sessions it holds (not the sending device),
+// named by session or by user (every session of those users here, and the users reached reported),
 // sessions it does not hold are reported gone, and each event is written in a span of its own trace,
 // even when one request carries several messages; a socket's frames of one request go out together.
 import { create } from "@bufbuild/protobuf";
@@ -57,5 +58,36 @@ describe("EdgeService.Deliver", () => {
     assert.deepEqual(Object.fromEntries(flushed), { "s-ann-laptop": 1, "s-bob": 1 }, "each socket's two frames go out in one write, at the end of the request");
     const writes = (await telemetry.finishedSpans()).filter((s) => s.name === "write event to sockets");
     assert.deepEqual(writes.map((s) => s.spanContext().traceId).sort(), [t1, t2], "one span per event, each in its own trace");
+  });
+
+  it("by user: writes to every session here of the named users but the sending device, and reports who it reached", async () => {
+    const table = new ConnectionTable();
+    const got = new Map<string, number>();
+    const add = (sessionId: string, userId: string, deviceId: string) =>
+      table.add({ sessionId, userId, deviceId, send: () => (got.set(sessionId, (got.get(sessionId) ?? 0) + 1), true), drain: () => undefined });
+    add("s-ann-phone", "ann", "phone");
+    add("s-ann-laptop", "ann", "laptop");
+    add("s-bob-1", "bob", "phone");
+    add("s-bob-2", "bob", "tablet");
+    add("s-cat", "cat", "phone");
+    add("s-eve", "eve", "phone"); // not in the audience
+    add("s-dan", "dan", "phone");
+    table.remove("s-dan"); // gone before the event: dan has no session here any more
+    const handler = createEdgeHandler({ table, drain: async () => 0, defaultDrainMs: 1000 });
+    const r = await handler.deliver(
+      create(DeliverRequestSchema, {
+        userSets: [{ userIds: ["ann", "bob", "cat", "dan", "fay"] }],
+        deliveries: [
+          { event: message(1), userSet: 0, excludeDeviceId: "phone" },
+          { event: message(2), userSet: 0, excludeDeviceId: "phone" },
+        ],
+      }),
+      {} as never,
+    );
+    assert.equal(r.delivered, 8);
+    assert.deepEqual(Object.fromEntries(got), { "s-ann-laptop": 2, "s-bob-1": 2, "s-bob-2": 2, "s-cat": 2 }, "the sender's phone and eve get nothing; bob's phone is not the sender's");
+    assert.deepEqual([...(r.reachedUserIds ?? [])].sort(), ["ann", "bob", "cat"]);
+    assert.deepEqual(r.goneSessionIds, []);
+    await assert.rejects(async () => handler.deliver(create(DeliverRequestSchema, { deliveries: [{ event: message(3), userSet: 1 }] }), {} as never), /user_set 1/);
   });
 });

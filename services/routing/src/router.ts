@@ -19,7 +19,7 @@ import { meter } from "../../../packages/runtime/src/telemetry/index.js";
 import { injectTraceHeaders, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
 import { loadMembers } from "../../../packages/runtime/src/members.js";
-import { fanout, unreached, type Fanout } from "./domain/fanout.js";
+import { BY_USER_MIN_AUDIENCE, fanout, unreached, unreachedByUser, type Fanout } from "./domain/fanout.js";
 
 export interface RouterOptions {
   group: Client<typeof GroupService>;
@@ -27,6 +27,8 @@ export interface RouterOptions {
   bus: Bus;
   logger: Logger;
   memberCacheMs: number;
+  /** Audiences at least this large go to every live edge by user (domain/fanout.ts); default BY_USER_MIN_AUDIENCE. */
+  byUserMinAudience?: number;
 }
 
 /** One event to route. */
@@ -95,21 +97,34 @@ export class Router {
     this.stats.eventsConsumed += items.length;
     this.metrics.events.add(items.length);
     const audiences = await this.audiences(items);
-    const users = [...new Set(audiences.flat())];
-    const listed = await this.opts.connection.listSessions({ userIds: users });
-    const sessions = new Map<string, Session[]>(listed.users.map((u) => [u.userId, u.sessions]));
-    const byId = new Map(listed.users.flatMap((u) => u.sessions.map((s) => [s.sessionId, s] as const)));
+    const byUser = audiences.map((a) => a.length >= (this.opts.byUserMinAudience ?? BY_USER_MIN_AUDIENCE));
+    // Sessions are looked up for the small audiences only; the large ones go to every live edge.
+    const users = [...new Set(audiences.filter((_, i) => byUser[i] !== true).flat())];
+    const [listed, edges] = await Promise.all([
+      users.length === 0 ? [] : this.opts.connection.listSessions({ userIds: users }).then((r) => r.users),
+      byUser.includes(true) ? this.deliverer.liveEdges() : [],
+    ]);
+    const sessions = new Map<string, Session[]>(listed.map((u) => [u.userId, u.sessions]));
+    const byId = new Map(listed.flatMap((u) => u.sessions.map((s) => [s.sessionId, s] as const)));
     const perEdge = new Map<string, TracedDelivery[]>();
+    const add = (edgeId: string, delivery: TracedDelivery) => {
+      const list = perEdge.get(edgeId);
+      if (list === undefined) perEdge.set(edgeId, [delivery]);
+      else list.push(delivery);
+    };
     const active = context.active();
-    const plans: Fanout[] = items.map((item, i) => {
-      const plan = fanout(audiences[i] ?? [], sessions, item.sender);
+    // A plan per item delivered by session; undefined for those delivered by user.
+    const plans: (Fanout | undefined)[] = items.map((item, i) => {
       const trace = item.trace ?? active;
-      const traceHeaders = plan.byEdge.size === 0 ? {} : injectTraceHeaders(trace);
-      for (const [edgeId, sessionIds] of plan.byEdge) {
-        const list = perEdge.get(edgeId);
-        if (list === undefined) perEdge.set(edgeId, [{ sessionIds, event: item.event, trace, traceHeaders }]);
-        else list.push({ sessionIds, event: item.event, trace, traceHeaders });
+      const audience = audiences[i] ?? [];
+      if (byUser[i] === true) {
+        const traceHeaders = edges.length === 0 ? {} : injectTraceHeaders(trace);
+        for (const edgeId of edges) add(edgeId, { sessionIds: [], userIds: audience, excludeDeviceId: item.sender?.deviceId ?? "", event: item.event, trace, traceHeaders });
+        return undefined;
       }
+      const plan = fanout(audience, sessions, item.sender);
+      const traceHeaders = plan.byEdge.size === 0 ? {} : injectTraceHeaders(trace);
+      for (const [edgeId, sessionIds] of plan.byEdge) add(edgeId, { sessionIds, event: item.event, trace, traceHeaders });
       return plan;
     });
     // Each edge's deliveries in a span that is a child of the first event's trace and links to the
@@ -123,17 +138,20 @@ export class Router {
       ),
     );
     const missed = new Set<string>();
+    const reachedUsers = new Set<string>();
     for (const o of outcomes) {
       this.stats.deliveries += o.delivered;
       this.metrics.deliveries.add(o.delivered);
+      for (const u of o.reachedUsers) reachedUsers.add(u);
       if (o.reached) for (const id of o.gone) missed.add(id);
       else for (const d of perEdge.get(o.edgeId) ?? []) for (const id of d.sessionIds) missed.add(id);
     }
     const pushes: { userId: string; message: Message; trace: Context }[] = [];
     for (const [i, item] of items.entries()) {
+      if (item.pushFor === undefined) continue;
       const plan = plans[i];
-      if (item.pushFor === undefined || plan === undefined) continue;
-      for (const userId of unreached(plan, missed)) pushes.push({ userId, message: item.pushFor, trace: item.trace ?? active });
+      const offline = plan === undefined ? unreachedByUser(audiences[i] ?? [], reachedUsers, item.sender?.userId) : unreached(plan, missed);
+      for (const userId of offline) pushes.push({ userId, message: item.pushFor, trace: item.trace ?? active });
     }
     if (pushes.length > 0) {
       // Each push request carries the trace of the message it is about.

@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SessionSchema } from "../../../gen/chat/connection/v1/connection_pb.js";
-import { fanout, unreached } from "../src/domain/fanout.js";
+import { fanout, unreached, unreachedByUser } from "../src/domain/fanout.js";
 
 describe("fan-out", () => {
   it("reaches every session but the sending device, and names members with none", () => {
@@ -28,5 +28,10 @@ describe("fan-out", () => {
     // Edge e1 died: bob still has his tablet on e2; cat had only e1; ann is the sender.
     assert.deepEqual(unreached(plan, new Set(["ann/phone", "bob/phone", "cat/phone", "ann/laptop"])), ["dan", "cat"]);
     assert.deepEqual(unreached(plan, new Set()), ["dan"]);
+  });
+
+  it("by user: pushes to the members no edge reached, never to the sender", () => {
+    assert.deepEqual(unreachedByUser(["ann", "bob", "cat", "dan"], new Set(["bob", "eve"]), "ann"), ["cat", "dan"]);
+    assert.deepEqual(unreachedByUser(["ann", "bob"], new Set(["ann", "bob"])), []);
   });
 });

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/edge/v1/edge.proto.
  */
 export const file_chat_edge_v1_edge: GenFile = /*@__PURE__*/
-  fileDesc("ChdjaGF0L2VkZ2UvdjEvZWRnZS5wcm90bxIMY2hhdC5lZGdlLnYxIoUCCghEZWxpdmVyeRITCgtzZXNzaW9uX2lkcxgBIAMoCRIpCgVldmVudBgCIAEoCzISLmNoYXQuYXBpLnYxLkV2ZW50Qga6SAPIAQESGQoRZXhjbHVkZV9kZXZpY2VfaWQYAyABKAkSGAoLc2Vzc2lvbl9zZXQYBCABKA1IAIgBARI/Cg10cmFjZV9oZWFkZXJzGAUgAygLMiguY2hhdC5lZGdlLnYxLkRlbGl2ZXJ5LlRyYWNlSGVhZGVyc0VudHJ5GjMKEVRyYWNlSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDgoMX3Nlc3Npb25fc2V0IisKClNlc3Npb25TZXQSHQoLc2Vzc2lvbl9pZHMYASADKAlCCLpIBZIBAggBIoIBCg5EZWxpdmVyUmVxdWVzdBI1CgpkZWxpdmVyaWVzGAEgAygLMhYuY2hhdC5lZGdlLnYxLkRlbGl2ZXJ5Qgm6SAaSAQMQkE4SOQoMc2Vzc2lvbl9zZXRzGAIgAygLMhguY2hhdC5lZGdlLnYxLlNlc3Npb25TZXRCCbpIBpIBAxCQTiI+Cg9EZWxpdmVyUmVzcG9uc2USEQoJZGVsaXZlcmVkGAEgASgNEhgKEGdvbmVfc2Vzc2lvbl9pZHMYAiADKAkiLgoMRHJhaW5SZXF1ZXN0Eh4KC2RlYWRsaW5lX21zGAEgASgNQgm6SAYqBBjAzyQiIAoNRHJhaW5SZXNwb25zZRIPCgdjbGllbnRzGAEgASgNMpcBCgtFZGdlU2VydmljZRJGCgdEZWxpdmVyEhwuY2hhdC5lZGdlLnYxLkRlbGl2ZXJSZXF1ZXN0Gh0uY2hhdC5lZGdlLnYxLkRlbGl2ZXJSZXNwb25zZRJACgVEcmFpbhIaLmNoYXQuZWRnZS52MS5EcmFpblJlcXVlc3QaGy5jaGF0LmVkZ2UudjEuRHJhaW5SZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_events]);
+  fileDesc("ChdjaGF0L2VkZ2UvdjEvZWRnZS5wcm90bxIMY2hhdC5lZGdlLnYxIqkCCghEZWxpdmVyeRITCgtzZXNzaW9uX2lkcxgBIAMoCRIpCgVldmVudBgCIAEoCzISLmNoYXQuYXBpLnYxLkV2ZW50Qga6SAPIAQESGQoRZXhjbHVkZV9kZXZpY2VfaWQYAyABKAkSGAoLc2Vzc2lvbl9zZXQYBCABKA1IAIgBARI/Cg10cmFjZV9oZWFkZXJzGAUgAygLMiguY2hhdC5lZGdlLnYxLkRlbGl2ZXJ5LlRyYWNlSGVhZGVyc0VudHJ5EhUKCHVzZXJfc2V0GAYgASgNSAGIAQEaMwoRVHJhY2VIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIOCgxfc2Vzc2lvbl9zZXRCCwoJX3VzZXJfc2V0IiUKB1VzZXJTZXQSGgoIdXNlcl9pZHMYASADKAlCCLpIBZIBAggBIisKClNlc3Npb25TZXQSHQoLc2Vzc2lvbl9pZHMYASADKAlCCLpIBZIBAggBIrcBCg5EZWxpdmVyUmVxdWVzdBI1CgpkZWxpdmVyaWVzGAEgAygLMhYuY2hhdC5lZGdlLnYxLkRlbGl2ZXJ5Qgm6SAaSAQMQkE4SOQoMc2Vzc2lvbl9zZXRzGAIgAygLMhguY2hhdC5lZGdlLnYxLlNlc3Npb25TZXRCCbpIBpIBAxCQThIzCgl1c2VyX3NldHMYAyADKAsyFS5jaGF0LmVkZ2UudjEuVXNlclNldEIJukgGkgEDEJBOIlgKD0RlbGl2ZXJSZXNwb25zZRIRCglkZWxpdmVyZWQYASABKA0SGAoQZ29uZV9zZXNzaW9uX2lkcxgCIAMoCRIYChByZWFjaGVkX3VzZXJfaWRzGAMgAygJIi4KDERyYWluUmVxdWVzdBIeCgtkZWFkbGluZV9tcxgBIAEoDUIJukgGKgQYwM8kIiAKDURyYWluUmVzcG9uc2USDwoHY2xpZW50cxgBIAEoDTKXAQoLRWRnZVNlcnZpY2USRgoHRGVsaXZlchIcLmNoYXQuZWRnZS52MS5EZWxpdmVyUmVxdWVzdBodLmNoYXQuZWRnZS52MS5EZWxpdmVyUmVzcG9uc2USQAoFRHJhaW4SGi5jaGF0LmVkZ2UudjEuRHJhaW5SZXF1ZXN0GhsuY2hhdC5lZGdlLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_chat_api_v1_events]);
 
 /**
  * One event for one or more sessions on this edge.
@@ -23,7 +23,7 @@ export const file_chat_edge_v1_edge: GenFile = /*@__PURE__*/
 export type Delivery = Message<"chat.edge.v1.Delivery"> & {
   /**
    * The target sessions (session ids as registered with the connection service), when
-   * session_set is unset.
+   * session_set and user_set are unset.
    *
    * @generated from field: repeated string session_ids = 1;
    */
@@ -58,6 +58,14 @@ export type Delivery = Message<"chat.edge.v1.Delivery"> & {
    * @generated from field: map<string, string> trace_headers = 5;
    */
   traceHeaders: { [key: string]: string };
+
+  /**
+   * The target users as an index into DeliverRequest.user_sets: every session of theirs on this
+   * edge gets the event (except the sender's device, as above). Overrides session_ids and session_set.
+   *
+   * @generated from field: optional uint32 user_set = 6;
+   */
+  userSet?: number | undefined;
 };
 
 /**
@@ -66,6 +74,27 @@ export type Delivery = Message<"chat.edge.v1.Delivery"> & {
  */
 export const DeliverySchema: GenMessage<Delivery> = /*@__PURE__*/
   messageDesc(file_chat_edge_v1_edge, 0);
+
+/**
+ * A list of users several deliveries share.
+ *
+ * @generated from message chat.edge.v1.UserSet
+ */
+export type UserSet = Message<"chat.edge.v1.UserSet"> & {
+  /**
+   * User ids.
+   *
+   * @generated from field: repeated string user_ids = 1;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message chat.edge.v1.UserSet.
+ * Use `create(UserSetSchema)` to create a new message.
+ */
+export const UserSetSchema: GenMessage<UserSet> = /*@__PURE__*/
+  messageDesc(file_chat_edge_v1_edge, 1);
 
 /**
  * A list of sessions several deliveries share.
@@ -86,7 +115,7 @@ export type SessionSet = Message<"chat.edge.v1.SessionSet"> & {
  * Use `create(SessionSetSchema)` to create a new message.
  */
 export const SessionSetSchema: GenMessage<SessionSet> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 1);
+  messageDesc(file_chat_edge_v1_edge, 2);
 
 /**
  * Request of EdgeService.Deliver.
@@ -107,6 +136,13 @@ export type DeliverRequest = Message<"chat.edge.v1.DeliverRequest"> & {
    * @generated from field: repeated chat.edge.v1.SessionSet session_sets = 2;
    */
   sessionSets: SessionSet[];
+
+  /**
+   * User lists the deliveries refer to by index.
+   *
+   * @generated from field: repeated chat.edge.v1.UserSet user_sets = 3;
+   */
+  userSets: UserSet[];
 };
 
 /**
@@ -114,7 +150,7 @@ export type DeliverRequest = Message<"chat.edge.v1.DeliverRequest"> & {
  * Use `create(DeliverRequestSchema)` to create a new message.
  */
 export const DeliverRequestSchema: GenMessage<DeliverRequest> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 2);
+  messageDesc(file_chat_edge_v1_edge, 3);
 
 /**
  * Response of EdgeService.Deliver.
@@ -135,6 +171,13 @@ export type DeliverResponse = Message<"chat.edge.v1.DeliverResponse"> & {
    * @generated from field: repeated string gone_session_ids = 2;
    */
   goneSessionIds: string[];
+
+  /**
+   * Users of the request's user sets with a session here that got a frame (each once).
+   *
+   * @generated from field: repeated string reached_user_ids = 3;
+   */
+  reachedUserIds: string[];
 };
 
 /**
@@ -142,7 +185,7 @@ export type DeliverResponse = Message<"chat.edge.v1.DeliverResponse"> & {
  * Use `create(DeliverResponseSchema)` to create a new message.
  */
 export const DeliverResponseSchema: GenMessage<DeliverResponse> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 3);
+  messageDesc(file_chat_edge_v1_edge, 4);
 
 /**
  * Request of EdgeService.Drain.
@@ -163,7 +206,7 @@ export type DrainRequest = Message<"chat.edge.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 4);
+  messageDesc(file_chat_edge_v1_edge, 5);
 
 /**
  * Response of EdgeService.Drain.
@@ -184,7 +227,7 @@ export type DrainResponse = Message<"chat.edge.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_chat_edge_v1_edge, 5);
+  messageDesc(file_chat_edge_v1_edge, 6);
 
 /**
  * EdgeService is the internal face of an edge process: routing (and presence) hand it events to
@@ -194,8 +237,10 @@ export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
  */
 export const EdgeService: GenService<{
   /**
-   * Writes events to sessions held by this edge, batched. Sessions no longer here are reported back
-   * so the caller can drop them from the session registry.
+   * Writes events to sessions held by this edge, batched: to named sessions, or to every session
+   * here of named users (a large group's messages go to every edge with the member list). Sessions
+   * no longer here are reported back so the caller can drop them from the session registry; the
+   * named users reached here are reported too.
    *
    * @generated from rpc chat.edge.v1.EdgeService.Deliver
    */

@@ -1,5 +1,6 @@
-// The edge's table of live client connections (session id -> writer). Pure bookkeeping: the
-// WebSocket gateway and the Connect Subscribe stream add and remove entries (sessions.ts).
+// The edge's table of live client connections (session id -> writer, and user id -> their
+// connections here). Pure bookkeeping: the WebSocket gateway and the Connect Subscribe stream add
+// and remove entries (sessions.ts).
 import type { Event } from "../../../../gen/chat/api/v1/events_pb.js";
 
 export interface ClientConnection {
@@ -18,8 +19,11 @@ export interface ClientConnection {
   uncork?(): void;
 }
 
+const NONE: readonly ClientConnection[] = [];
+
 export class ConnectionTable {
   private readonly bySession = new Map<string, ClientConnection>();
+  private readonly byUser = new Map<string, ClientConnection[]>();
   draining = false;
 
   get size(): number {
@@ -27,15 +31,30 @@ export class ConnectionTable {
   }
 
   add(conn: ClientConnection): void {
+    const previous = this.bySession.get(conn.sessionId);
+    if (previous !== undefined) this.remove(previous.sessionId);
     this.bySession.set(conn.sessionId, conn);
+    const mine = this.byUser.get(conn.userId);
+    if (mine === undefined) this.byUser.set(conn.userId, [conn]);
+    else mine.push(conn);
   }
 
   remove(sessionId: string): void {
+    const conn = this.bySession.get(sessionId);
+    if (conn === undefined) return;
     this.bySession.delete(sessionId);
+    const left = (this.byUser.get(conn.userId) ?? []).filter((c) => c !== conn);
+    if (left.length === 0) this.byUser.delete(conn.userId);
+    else this.byUser.set(conn.userId, left);
   }
 
   get(sessionId: string): ClientConnection | undefined {
     return this.bySession.get(sessionId);
+  }
+
+  /** The user's connections here (none: an empty list). */
+  ofUser(userId: string): readonly ClientConnection[] {
+    return this.byUser.get(userId) ?? NONE;
   }
 
   all(): IterableIterator<ClientConnection> {

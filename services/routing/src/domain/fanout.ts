@@ -1,5 +1,7 @@
 // Fan-out rules, pure: which sessions get an event (grouped per edge, one Deliver per edge), and
-// which members get a push instead.
+// which members get a push instead. A large audience is not looked up session by session: its
+// event goes to every live edge with the member list, and each edge writes to the members'
+// sessions it holds (it knows them at once, with no registry in between).
 import type { Session } from "../../../../gen/chat/connection/v1/connection_pb.js";
 
 export interface Fanout {
@@ -10,6 +12,9 @@ export interface Fanout {
   /** The session ids each other member is sent to: a member none of them reaches gets a push too. */
   targets: Map<string, string[]>;
 }
+
+/** Audiences at least this large go to every live edge by user instead of by session. */
+export const BY_USER_MIN_AUDIENCE = 64;
 
 /**
  * Every live session of every member gets the event, except the device that sent it (it already
@@ -46,4 +51,12 @@ export function unreached(plan: Fanout, missed: ReadonlySet<string>): string[] {
   const out = [...plan.offline];
   for (const [userId, ids] of plan.targets) if (ids.every((id) => missed.has(id))) out.push(userId);
   return out;
+}
+
+/**
+ * Members to notify by push after a delivery by user to every live edge: those no edge reports
+ * reaching (no session anywhere, or only on an edge that could not be reached), the sender excluded.
+ */
+export function unreachedByUser(audience: string[], reached: ReadonlySet<string>, senderId?: string): string[] {
+  return audience.filter((u) => u !== senderId && !reached.has(u));
 }
