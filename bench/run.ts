@@ -5,7 +5,8 @@
 // every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
 // Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--scenario group` runs
 // the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a reconnect
-// storm (bench/idle.ts).
+// storm (bench/idle.ts), `--scenario floor` what Kafka and Cassandra alone cost per message, with no
+// mesh (bench/floor.ts).
 import * as hdr from "hdr-histogram-js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -14,6 +15,7 @@ import { startCluster, startEmbeddedProcess, stopCluster } from "../cmd/cluster.
 import { DEV_JWT_SECRET, PUBLIC_PORT } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { ChatSocket } from "../packages/client/src/websocket.js";
+import { floorBench } from "./floor.js";
 import { groupBench } from "./group.js";
 import { idleBench } from "./idle.js";
 import { processPids, sampleAll, usage, type Snapshot } from "./procstat.js";
@@ -172,6 +174,10 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
   const mode = args.embedded ? "embedded" : "cluster";
   log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${args.scenario} scenario, ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
+  if (args.scenario === "floor") {
+    await floorScenario(machine);
+    return;
+  }
   const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: process.env["LOG_LEVEL"] ?? "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000", EDGE_DRAIN_MS: "0" };
   // The idle scenario: edges for the clients, and one more without any (its memory is the baseline).
   const edges = args.scenario === "idle" ? Math.ceil(CLIENTS / PER_EDGE) + 1 : 1;
@@ -247,6 +253,19 @@ async function main(): Promise<void> {
   } finally {
     await stopCluster(mesh);
   }
+}
+
+async function floorScenario(machine: string): Promise<void> {
+  const all = processPids([]);
+  const pids = Object.fromEntries(Object.entries(all).filter(([name]) => ["loadgen", "cassandra", "kafka"].includes(name)));
+  const steps = await floorBench({ rate: Number(args.rate), durationS: Number(args.duration), warmupS: Number(args.warmup), pids, log });
+  const result = { scenario: "floor", machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), steps };
+  mkdirSync("var/bench", { recursive: true });
+  const file = `var/bench/floor-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
+  writeFileSync(file, JSON.stringify(result, null, 2));
+  log(`\nresult (floor: the infrastructure alone, ${machine})`);
+  for (const s of steps) log(`  ${s.step.padEnd(16)} ${String(s.achievedRate).padStart(7)}/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  ${s.cpuMsPerMessage} ms cpu/message  (${Object.entries(s.cpuPercent).map(([k, v]) => `${k} ${v}%`).join(", ")})`);
+  log(`  wrote ${file}`);
 }
 
 async function groupScenario(url: string, pids: Record<string, number>, mode: string, machine: string): Promise<void> {
