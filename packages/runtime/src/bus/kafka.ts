@@ -1,7 +1,7 @@
 // The kafka driver, on kafkajs: an idempotent producer (acks=all) with Java's default partitioner
 // (murmur2 of the key, so keys land where Java clients put them), consumer groups tuned for low
-// latency, each batch's offsets committed once its handler resolves. kafkajs logs go to pino
-// (warn and above).
+// latency, each batch's offsets committed once its handler resolves (without holding the next
+// batch for the commit's round trip). kafkajs logs go to pino (warn and above).
 import { Kafka, logLevel, Partitioners, type Consumer, type EachBatchPayload, type IHeaders, type Producer } from "kafkajs";
 import { createLogger, type Logger } from "../log.js";
 import { handleUntilDone, type Bus, type BusRecord, type OutgoingRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
@@ -40,6 +40,13 @@ function lazily<T>(connect: () => Promise<T>): { get: () => Promise<T>; started:
       })),
     started: () => ready,
   };
+}
+
+/** A subscription's offset commits that its batches did not wait for (see handleBatch). */
+interface Commits {
+  inFlight: Set<Promise<void>>;
+  /** Set by stop(): from then on each batch waits for its commit, so the next member resumes after it. */
+  stopping: boolean;
 }
 
 interface Queued {
@@ -119,7 +126,15 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
   const batcher = new SendBatcher(async (topicMessages) => {
     await (await producerConn.get()).sendBatch({ acks: -1, topicMessages });
   });
-  const consumers = new Set<Consumer>();
+  /** Open consumers, each with its commits in flight. */
+  const consumers = new Map<Consumer, Commits>();
+
+  /** Stops a consumer once its commits in flight are answered (and new ones are awaited in turn). */
+  async function stopConsumer(consumer: Consumer, commits: Commits): Promise<void> {
+    commits.stopping = true;
+    await Promise.all(commits.inFlight);
+    await consumer.disconnect();
+  }
 
   async function ensureTopics(specs: TopicSpec[]): Promise<void> {
     const a = await adminConn.get();
@@ -184,16 +199,17 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
       });
     });
     positioned.catch(() => undefined); // observed below; a later crash is kafkajs's to restart
+    const commits: Commits = { inFlight: new Set(), stopping: false };
 
     try {
       await consumer.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
-      consumers.add(consumer);
+      consumers.set(consumer, commits);
       await consumer.subscribe({ topics: sub.topics, fromBeginning: sub.fromBeginning ?? false });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 6,
-        eachBatch: (payload) => handleBatch(sub, payload),
+        eachBatch: (payload) => handleBatch(sub, payload, commits),
       });
       await positioned;
     } catch (err) {
@@ -226,12 +242,12 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
       },
       async stop() {
         if (!consumers.delete(consumer)) return;
-        await consumer.disconnect();
+        await stopConsumer(consumer, commits);
       },
     };
   }
 
-  async function handleBatch(sub: SubscribeOptions, payload: EachBatchPayload): Promise<void> {
+  async function handleBatch(sub: SubscribeOptions, payload: EachBatchPayload, commits: Commits): Promise<void> {
     const { batch } = payload;
     const live = () => payload.isRunning() && !payload.isStale();
     const last = batch.messages.at(-1);
@@ -247,12 +263,24 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     }));
     const handled = await handleUntilDone(sub.handle, records, logger, live, () => payload.heartbeat());
     if (!handled) return; // not resolved, not committed: redelivered after the rebalance or restart
-    // Committed first, resolved after: if the commit fails, the batch is fetched again (at least once).
+    const offset = String(BigInt(last.offset) + 1n);
     // This commit goes through while the consumer is stopping, unlike consumer.commitOffsets.
-    await payload.commitOffsetsIfNecessary({
-      topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: String(BigInt(last.offset) + 1n) }] }],
-    });
+    const commit = payload.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }] });
+    if (commits.stopping) {
+      // Committed first, resolved after: if the commit fails, the batch is fetched again.
+      await commit;
+      payload.resolveOffset(last.offset);
+      return;
+    }
+    // The next batch does not wait for the commit's round trip to the group coordinator (it was a
+    // fixed share of routing's cycle): the offset is resolved now and the commit answers later, in
+    // order on the coordinator's connection. A commit that fails leaves the batch to be handled
+    // again after a restart or rebalance: still at least once.
     payload.resolveOffset(last.offset);
+    const answered: Promise<void> = commit
+      .catch((err: unknown) => logger.warn({ err, groupId: sub.groupId, topic: batch.topic, partition: batch.partition, offset }, "offset commit failed; the batch is handled again after a restart or rebalance"))
+      .finally(() => commits.inFlight.delete(answered));
+    commits.inFlight.add(answered);
   }
 
   return {
@@ -270,7 +298,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     async close() {
       const open = [...consumers];
       consumers.clear();
-      await Promise.all(open.map((c) => c.disconnect()));
+      await Promise.all(open.map(([c, commits]) => stopConsumer(c, commits)));
       const producer = producerConn.started();
       if (producer !== undefined) await (await producer.catch(() => undefined))?.disconnect();
       if (adminConn.started() !== undefined) await admin.disconnect();
