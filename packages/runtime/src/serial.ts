@@ -1,6 +1,7 @@
 // One-at-a-time execution per key, in-process: a conversation's appends (message store) and
-// group changes (group service) each run one after another. And a gate that bounds how many tasks
-// of a kind run at once.
+// group changes (group service) each run one after another. Batching: per key one batch at a
+// time, or whatever arrives in one turn of the event loop together. And a gate that bounds how
+// many tasks of a kind run at once.
 import { busy, ConnectError } from "./errors.js";
 
 /** Runs tasks with the same key one at a time, in arrival order; different keys run concurrently. */
@@ -26,6 +27,21 @@ interface Queued<T, R> {
   item: T;
   resolve: (r: R) => void;
   reject: (e: unknown) => void;
+}
+
+/** Runs a batch and answers each item with its result, its own Error, or the batch's failure. */
+async function settle<T, R>(batch: Queued<T, R>[], process: (items: T[]) => Promise<(R | Error)[]>): Promise<void> {
+  try {
+    const results = await process(batch.map((q) => q.item));
+    batch.forEach((q, i) => {
+      const r = results[i];
+      if (r instanceof Error) q.reject(r);
+      else if (r === undefined) q.reject(new Error("batch answered fewer items than it was given"));
+      else q.resolve(r);
+    });
+  } catch (err) {
+    for (const q of batch) q.reject(err);
+  }
 }
 
 /**
@@ -65,21 +81,35 @@ export class KeyedBatchQueue<T, R> {
       let n = 1;
       if (!this.alone(queue[0]?.item)) while (n < queue.length && n < this.maxBatch && !this.alone(queue[n]?.item)) n++;
       const batch = queue.splice(0, n);
-      try {
-        const results = await this.process(
-          key,
-          batch.map((q) => q.item),
-        );
-        batch.forEach((q, i) => {
-          const r = results[i];
-          if (r instanceof Error) q.reject(r);
-          else if (r === undefined) q.reject(new Error("batch answered fewer items than it was given"));
-          else q.resolve(r);
-        });
-      } catch (err) {
-        for (const q of batch) q.reject(err);
-      }
+      await settle(batch, (items) => this.process(key, items));
     }
+  }
+}
+
+/**
+ * Gathers the items that arrive in one turn of the event loop into batches of at most `maxBatch`,
+ * each run at once (batches do not wait for each other): a caller's item costs it no more than
+ * the rest of the current turn. `process` answers as KeyedBatchQueue's does.
+ */
+export class TickBatcher<T, R> {
+  private waiting: Queued<T, R>[] = [];
+
+  constructor(
+    private readonly process: (items: T[]) => Promise<(R | Error)[]>,
+    private readonly maxBatch = 100,
+  ) {}
+
+  run(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      if (this.waiting.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const all = this.waiting;
+    this.waiting = [];
+    for (let i = 0; i < all.length; i += this.maxBatch) void settle(all.slice(i, i + this.maxBatch), this.process);
   }
 }
 

@@ -1,13 +1,14 @@
 // MessageStoreService. The send path's step 2 lives in `append`: check membership, take the next
 // seq (one append at a time per conversation), store durably, emit MessageCreated, answer.
 import { create } from "@bufbuild/protobuf";
-import type { Client, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import { ReceiptWatermarksSchema } from "../../../gen/chat/api/v1/model_pb.js";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import type { AppendRequest, MessageStoreService, SyncRequest } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import { AppendOutcomeSchema, AppendResponseSchema, type AppendOutcome, type AppendRequest, type AppendResponse, type MessageStoreService, type SyncRequest } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
-import { permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
+import { invalidArgument, permissionDenied, resourceExhausted, retryAfterMs } from "../../../packages/runtime/src/errors.js";
+import { extractTraceContext, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { MembershipCache } from "./memberships.js";
 import { pageRange } from "./domain/sequencing.js";
 import { Gate, KeyedBatchQueue } from "../../../packages/runtime/src/serial.js";
@@ -117,23 +118,41 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     return checked.map((refused) => refused ?? (stored[next++]));
   }
 
-  /** The user's conversations with more members than the inbox fan-out limit. */
+  async function append(req: AppendRequest): Promise<AppendResponse> {
+    // Under overload, refuse at once rather than queue without bound: the client retries with
+    // the same client_msg_id, and the others' messages keep flowing.
+    if (inflight >= maxInflight) throw resourceExhausted("the message store is busy: retry the send shortly");
+    inflight++;
+    try {
+      // System messages come from the group service alone: NotFound for an unknown conversation.
+      if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
+      const r = await appends.run(req.conversationId, req);
+      return create(AppendResponseSchema, r);
+    } finally {
+      inflight--;
+    }
+  }
+
   return {
     membershipChanged(conversationId, seq) {
       memberships.changed(conversationId, seq);
     },
-    async append(req) {
-      // Under overload, refuse at once rather than queue without bound: the client retries with
-      // the same client_msg_id, and the others' messages keep flowing.
-      if (inflight >= maxInflight) throw resourceExhausted("the message store is busy: retry the send shortly");
-      inflight++;
-      try {
-        // System messages come from the group service alone: NotFound for an unknown conversation.
-        if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
-        return await appends.run(req.conversationId, req);
-      } finally {
-        inflight--;
-      }
+    append,
+    async appendMany(req) {
+      // Each append in its own trace (the send's), all at once: appends of one conversation still
+      // go one batch after another in arrival order (the queue in append).
+      const outcomes = await Promise.all(
+        req.appends.map(async ({ append: one, traceHeaders }): Promise<AppendOutcome> => {
+          if (one === undefined) return outcomeOf(invalidArgument("appends: append is required"));
+          try {
+            const appended = await withSpanFor("append message", [extractTraceContext(traceHeaders)], () => append(one), { "chat.conversation_id": one.conversationId });
+            return create(AppendOutcomeSchema, { outcome: { case: "appended", value: appended } });
+          } catch (err) {
+            return outcomeOf(err);
+          }
+        }),
+      );
+      return { outcomes };
     },
     async getHistory(req) {
       const a = await memberships.access(req.conversationId, req.userId);
@@ -225,3 +244,9 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   }
 }
 
+
+/** An append's failure as AppendMany answers it: the code and message Append would have thrown. */
+function outcomeOf(err: unknown): AppendOutcome {
+  const e = ConnectError.from(err);
+  return create(AppendOutcomeSchema, { outcome: { case: "error", value: { code: e.code, message: e.rawMessage, retryAfterMs: retryAfterMs(e) } } });
+}

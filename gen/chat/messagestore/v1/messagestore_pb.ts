@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/messagestore/v1/messagestore.proto.
  */
 export const file_chat_messagestore_v1_messagestore: GenFile = /*@__PURE__*/
-  fileDesc("CidjaGF0L21lc3NhZ2VzdG9yZS92MS9tZXNzYWdlc3RvcmUucHJvdG8SFGNoYXQubWVzc2FnZXN0b3JlLnYxIvEBCg1BcHBlbmRSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCXNlbmRlcl9pZBgCIAEoCUIIukgFcgMYgAESIgoQc2VuZGVyX2RldmljZV9pZBgDIAEoCUIIukgFcgMYgAESIAoNY2xpZW50X21zZ19pZBgEIAEoCUIJukgGcgQQARhAEhsKBHRleHQYBSABKAlCC7pICHIGEAEYoI0GSAASKgoGc3lzdGVtGAYgASgLMhguY2hhdC5hcGkudjEuU3lzdGVtRXZlbnRIAEIQCgdjb250ZW50EgW6SAIIASJICg5BcHBlbmRSZXNwb25zZRIlCgdtZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZRIPCgdjcmVhdGVkGAIgASgIIqwBChFHZXRIaXN0b3J5UmVxdWVzdBIiCg9jb252ZXJzYXRpb25faWQYASABKAlCCbpIBnIEEAEYQBIbCgd1c2VyX2lkGAIgASgJQgq6SAdyBRABGIABEhIKCmFuY2hvcl9zZXEYAyABKAQSKQoJZGlyZWN0aW9uGAQgASgOMhYuY2hhdC5hcGkudjEuRGlyZWN0aW9uEhcKBWxpbWl0GAUgASgNQgi6SAUqAxj0AyJOChJHZXRIaXN0b3J5UmVzcG9uc2USJgoIbWVzc2FnZXMYASADKAsyFC5jaGF0LmFwaS52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAIgASgIIq8BCgtTeW5jUmVxdWVzdBIbCgd1c2VyX2lkGAEgASgJQgq6SAdyBRABGIABEhwKCnN5bmNfdG9rZW4YAiABKAlCCLpIBXIDGIACEjsKB2N1cnNvcnMYAyADKAsyHy5jaGF0LmFwaS52MS5Db252ZXJzYXRpb25DdXJzb3JCCbpIBpIBAxCQThIoChZsaW1pdF9wZXJfY29udmVyc2F0aW9uGAQgASgNQgi6SAUqAxjoByJrCgxTeW5jUmVzcG9uc2USMAoHdXBkYXRlcxgBIAMoCzIfLmNoYXQuYXBpLnYxLkNvbnZlcnNhdGlvblVwZGF0ZRIXCg9uZXh0X3N5bmNfdG9rZW4YAiABKAkSEAoIaGFzX21vcmUYAyABKAgitQEKFFVwZGF0ZVJlY2VpcHRSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKB3VzZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESGwoJZGV2aWNlX2lkGAMgASgJQgi6SAVyAxiAARIyCgRraW5kGAQgASgOMhguY2hhdC5hcGkudjEuUmVjZWlwdEtpbmRCCrpIB4IBBBABIAASCwoDc2VxGAUgASgEIlwKFVVwZGF0ZVJlY2VpcHRSZXNwb25zZRIyCgp3YXRlcm1hcmtzGAEgASgLMh4uY2hhdC5hcGkudjEuUmVjZWlwdFdhdGVybWFya3MSDwoHY2hhbmdlZBgCIAEoCCJiChJHZXRSZWNlaXB0c1JlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAARILCgNzZXEYAyABKAQijAEKE0dldFJlY2VpcHRzUmVzcG9uc2USLwoHbWVtYmVycxgBIAMoCzIeLmNoYXQuYXBpLnYxLlJlY2VpcHRXYXRlcm1hcmtzEhcKD2RlbGl2ZXJlZF9jb3VudBgCIAEoDRISCgpyZWFkX2NvdW50GAMgASgNEhcKD3JlY2lwaWVudF9jb3VudBgEIAEoDSJgChxHZXRDb252ZXJzYXRpb25TdGF0ZXNSZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESIwoQY29udmVyc2F0aW9uX2lkcxgCIAMoCUIJukgGkgEDEOgHIrQBChFDb252ZXJzYXRpb25TdGF0ZRIXCg9jb252ZXJzYXRpb25faWQYASABKAkSEAoIbGFzdF9zZXEYAiABKAQSKgoMbGFzdF9tZXNzYWdlGAMgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZRIyCgp3YXRlcm1hcmtzGAQgASgLMh4uY2hhdC5hcGkudjEuUmVjZWlwdFdhdGVybWFya3MSFAoMdW5yZWFkX2NvdW50GAUgASgEIlgKHUdldENvbnZlcnNhdGlvblN0YXRlc1Jlc3BvbnNlEjcKBnN0YXRlcxgBIAMoCzInLmNoYXQubWVzc2FnZXN0b3JlLnYxLkNvbnZlcnNhdGlvblN0YXRlMusEChNNZXNzYWdlU3RvcmVTZXJ2aWNlElMKBkFwcGVuZBIjLmNoYXQubWVzc2FnZXN0b3JlLnYxLkFwcGVuZFJlcXVlc3QaJC5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5BcHBlbmRSZXNwb25zZRJfCgpHZXRIaXN0b3J5EicuY2hhdC5tZXNzYWdlc3RvcmUudjEuR2V0SGlzdG9yeVJlcXVlc3QaKC5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5HZXRIaXN0b3J5UmVzcG9uc2USTQoEU3luYxIhLmNoYXQubWVzc2FnZXN0b3JlLnYxLlN5bmNSZXF1ZXN0GiIuY2hhdC5tZXNzYWdlc3RvcmUudjEuU3luY1Jlc3BvbnNlEmgKDVVwZGF0ZVJlY2VpcHQSKi5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5VcGRhdGVSZWNlaXB0UmVxdWVzdBorLmNoYXQubWVzc2FnZXN0b3JlLnYxLlVwZGF0ZVJlY2VpcHRSZXNwb25zZRJiCgtHZXRSZWNlaXB0cxIoLmNoYXQubWVzc2FnZXN0b3JlLnYxLkdldFJlY2VpcHRzUmVxdWVzdBopLmNoYXQubWVzc2FnZXN0b3JlLnYxLkdldFJlY2VpcHRzUmVzcG9uc2USgAEKFUdldENvbnZlcnNhdGlvblN0YXRlcxIyLmNoYXQubWVzc2FnZXN0b3JlLnYxLkdldENvbnZlcnNhdGlvblN0YXRlc1JlcXVlc3QaMy5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5HZXRDb252ZXJzYXRpb25TdGF0ZXNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_enums, file_chat_api_v1_model]);
+  fileDesc("CidjaGF0L21lc3NhZ2VzdG9yZS92MS9tZXNzYWdlc3RvcmUucHJvdG8SFGNoYXQubWVzc2FnZXN0b3JlLnYxIvEBCg1BcHBlbmRSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKCXNlbmRlcl9pZBgCIAEoCUIIukgFcgMYgAESIgoQc2VuZGVyX2RldmljZV9pZBgDIAEoCUIIukgFcgMYgAESIAoNY2xpZW50X21zZ19pZBgEIAEoCUIJukgGcgQQARhAEhsKBHRleHQYBSABKAlCC7pICHIGEAEYoI0GSAASKgoGc3lzdGVtGAYgASgLMhguY2hhdC5hcGkudjEuU3lzdGVtRXZlbnRIAEIQCgdjb250ZW50EgW6SAIIASJICg5BcHBlbmRSZXNwb25zZRIlCgdtZXNzYWdlGAEgASgLMhQuY2hhdC5hcGkudjEuTWVzc2FnZRIPCgdjcmVhdGVkGAIgASgIIlUKEUFwcGVuZE1hbnlSZXF1ZXN0EkAKB2FwcGVuZHMYASADKAsyIi5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5UcmFjZWRBcHBlbmRCC7pICJIBBQgBEOgHIs0BCgxUcmFjZWRBcHBlbmQSOwoGYXBwZW5kGAEgASgLMiMuY2hhdC5tZXNzYWdlc3RvcmUudjEuQXBwZW5kUmVxdWVzdEIGukgDyAEBEksKDXRyYWNlX2hlYWRlcnMYAiADKAsyNC5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5UcmFjZWRBcHBlbmQuVHJhY2VIZWFkZXJzRW50cnkaMwoRVHJhY2VIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJLChJBcHBlbmRNYW55UmVzcG9uc2USNQoIb3V0Y29tZXMYASADKAsyIy5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5BcHBlbmRPdXRjb21lIogBCg1BcHBlbmRPdXRjb21lEjgKCGFwcGVuZGVkGAEgASgLMiQuY2hhdC5tZXNzYWdlc3RvcmUudjEuQXBwZW5kUmVzcG9uc2VIABIyCgVlcnJvchgCIAEoCzIhLmNoYXQubWVzc2FnZXN0b3JlLnYxLkFwcGVuZEVycm9ySABCCQoHb3V0Y29tZSJECgtBcHBlbmRFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSFgoOcmV0cnlfYWZ0ZXJfbXMYAyABKA0irAEKEUdldEhpc3RvcnlSZXF1ZXN0EiIKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCUIJukgGcgQQARhAEhsKB3VzZXJfaWQYAiABKAlCCrpIB3IFEAEYgAESEgoKYW5jaG9yX3NlcRgDIAEoBBIpCglkaXJlY3Rpb24YBCABKA4yFi5jaGF0LmFwaS52MS5EaXJlY3Rpb24SFwoFbGltaXQYBSABKA1CCLpIBSoDGPQDIk4KEkdldEhpc3RvcnlSZXNwb25zZRImCghtZXNzYWdlcxgBIAMoCzIULmNoYXQuYXBpLnYxLk1lc3NhZ2USEAoIaGFzX21vcmUYAiABKAgirwEKC1N5bmNSZXF1ZXN0EhsKB3VzZXJfaWQYASABKAlCCrpIB3IFEAEYgAESHAoKc3luY190b2tlbhgCIAEoCUIIukgFcgMYgAISOwoHY3Vyc29ycxgDIAMoCzIfLmNoYXQuYXBpLnYxLkNvbnZlcnNhdGlvbkN1cnNvckIJukgGkgEDEJBOEigKFmxpbWl0X3Blcl9jb252ZXJzYXRpb24YBCABKA1CCLpIBSoDGOgHImsKDFN5bmNSZXNwb25zZRIwCgd1cGRhdGVzGAEgAygLMh8uY2hhdC5hcGkudjEuQ29udmVyc2F0aW9uVXBkYXRlEhcKD25leHRfc3luY190b2tlbhgCIAEoCRIQCghoYXNfbW9yZRgDIAEoCCK1AQoUVXBkYXRlUmVjZWlwdFJlcXVlc3QSIgoPY29udmVyc2F0aW9uX2lkGAEgASgJQgm6SAZyBBABGEASGwoHdXNlcl9pZBgCIAEoCUIKukgHcgUQARiAARIbCglkZXZpY2VfaWQYAyABKAlCCLpIBXIDGIABEjIKBGtpbmQYBCABKA4yGC5jaGF0LmFwaS52MS5SZWNlaXB0S2luZEIKukgHggEEEAEgABILCgNzZXEYBSABKAQiXAoVVXBkYXRlUmVjZWlwdFJlc3BvbnNlEjIKCndhdGVybWFya3MYASABKAsyHi5jaGF0LmFwaS52MS5SZWNlaXB0V2F0ZXJtYXJrcxIPCgdjaGFuZ2VkGAIgASgIImIKEkdldFJlY2VpcHRzUmVxdWVzdBIiCg9jb252ZXJzYXRpb25faWQYASABKAlCCbpIBnIEEAEYQBIbCgd1c2VyX2lkGAIgASgJQgq6SAdyBRABGIABEgsKA3NlcRgDIAEoBCKMAQoTR2V0UmVjZWlwdHNSZXNwb25zZRIvCgdtZW1iZXJzGAEgAygLMh4uY2hhdC5hcGkudjEuUmVjZWlwdFdhdGVybWFya3MSFwoPZGVsaXZlcmVkX2NvdW50GAIgASgNEhIKCnJlYWRfY291bnQYAyABKA0SFwoPcmVjaXBpZW50X2NvdW50GAQgASgNImAKHEdldENvbnZlcnNhdGlvblN0YXRlc1JlcXVlc3QSGwoHdXNlcl9pZBgBIAEoCUIKukgHcgUQARiAARIjChBjb252ZXJzYXRpb25faWRzGAIgAygJQgm6SAaSAQMQ6AcitAEKEUNvbnZlcnNhdGlvblN0YXRlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoCRIQCghsYXN0X3NlcRgCIAEoBBIqCgxsYXN0X21lc3NhZ2UYAyABKAsyFC5jaGF0LmFwaS52MS5NZXNzYWdlEjIKCndhdGVybWFya3MYBCABKAsyHi5jaGF0LmFwaS52MS5SZWNlaXB0V2F0ZXJtYXJrcxIUCgx1bnJlYWRfY291bnQYBSABKAQiWAodR2V0Q29udmVyc2F0aW9uU3RhdGVzUmVzcG9uc2USNwoGc3RhdGVzGAEgAygLMicuY2hhdC5tZXNzYWdlc3RvcmUudjEuQ29udmVyc2F0aW9uU3RhdGUyzAUKE01lc3NhZ2VTdG9yZVNlcnZpY2USUwoGQXBwZW5kEiMuY2hhdC5tZXNzYWdlc3RvcmUudjEuQXBwZW5kUmVxdWVzdBokLmNoYXQubWVzc2FnZXN0b3JlLnYxLkFwcGVuZFJlc3BvbnNlEl8KCkFwcGVuZE1hbnkSJy5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5BcHBlbmRNYW55UmVxdWVzdBooLmNoYXQubWVzc2FnZXN0b3JlLnYxLkFwcGVuZE1hbnlSZXNwb25zZRJfCgpHZXRIaXN0b3J5EicuY2hhdC5tZXNzYWdlc3RvcmUudjEuR2V0SGlzdG9yeVJlcXVlc3QaKC5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5HZXRIaXN0b3J5UmVzcG9uc2USTQoEU3luYxIhLmNoYXQubWVzc2FnZXN0b3JlLnYxLlN5bmNSZXF1ZXN0GiIuY2hhdC5tZXNzYWdlc3RvcmUudjEuU3luY1Jlc3BvbnNlEmgKDVVwZGF0ZVJlY2VpcHQSKi5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5VcGRhdGVSZWNlaXB0UmVxdWVzdBorLmNoYXQubWVzc2FnZXN0b3JlLnYxLlVwZGF0ZVJlY2VpcHRSZXNwb25zZRJiCgtHZXRSZWNlaXB0cxIoLmNoYXQubWVzc2FnZXN0b3JlLnYxLkdldFJlY2VpcHRzUmVxdWVzdBopLmNoYXQubWVzc2FnZXN0b3JlLnYxLkdldFJlY2VpcHRzUmVzcG9uc2USgAEKFUdldENvbnZlcnNhdGlvblN0YXRlcxIyLmNoYXQubWVzc2FnZXN0b3JlLnYxLkdldENvbnZlcnNhdGlvblN0YXRlc1JlcXVlc3QaMy5jaGF0Lm1lc3NhZ2VzdG9yZS52MS5HZXRDb252ZXJzYXRpb25TdGF0ZXNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_chat_api_v1_enums, file_chat_api_v1_model]);
 
 /**
  * Request of MessageStoreService.Append.
@@ -111,6 +111,147 @@ export const AppendResponseSchema: GenMessage<AppendResponse> = /*@__PURE__*/
   messageDesc(file_chat_messagestore_v1_messagestore, 1);
 
 /**
+ * Request of MessageStoreService.AppendMany.
+ *
+ * @generated from message chat.messagestore.v1.AppendManyRequest
+ */
+export type AppendManyRequest = Message<"chat.messagestore.v1.AppendManyRequest"> & {
+  /**
+   * The appends, each with the trace context of the send it belongs to.
+   *
+   * @generated from field: repeated chat.messagestore.v1.TracedAppend appends = 1;
+   */
+  appends: TracedAppend[];
+};
+
+/**
+ * Describes the message chat.messagestore.v1.AppendManyRequest.
+ * Use `create(AppendManyRequestSchema)` to create a new message.
+ */
+export const AppendManyRequestSchema: GenMessage<AppendManyRequest> = /*@__PURE__*/
+  messageDesc(file_chat_messagestore_v1_messagestore, 2);
+
+/**
+ * One append of an AppendMany call.
+ *
+ * @generated from message chat.messagestore.v1.TracedAppend
+ */
+export type TracedAppend = Message<"chat.messagestore.v1.TracedAppend"> & {
+  /**
+   * What Append would be given.
+   *
+   * @generated from field: chat.messagestore.v1.AppendRequest append = 1;
+   */
+  append?: AppendRequest | undefined;
+
+  /**
+   * The send's trace context (W3C traceparent, tracestate): the store's work on this message
+   * continues that trace, whichever call carried it.
+   *
+   * @generated from field: map<string, string> trace_headers = 2;
+   */
+  traceHeaders: { [key: string]: string };
+};
+
+/**
+ * Describes the message chat.messagestore.v1.TracedAppend.
+ * Use `create(TracedAppendSchema)` to create a new message.
+ */
+export const TracedAppendSchema: GenMessage<TracedAppend> = /*@__PURE__*/
+  messageDesc(file_chat_messagestore_v1_messagestore, 3);
+
+/**
+ * Response of MessageStoreService.AppendMany: one outcome per append, in the request's order.
+ *
+ * @generated from message chat.messagestore.v1.AppendManyResponse
+ */
+export type AppendManyResponse = Message<"chat.messagestore.v1.AppendManyResponse"> & {
+  /**
+   * The outcomes.
+   *
+   * @generated from field: repeated chat.messagestore.v1.AppendOutcome outcomes = 1;
+   */
+  outcomes: AppendOutcome[];
+};
+
+/**
+ * Describes the message chat.messagestore.v1.AppendManyResponse.
+ * Use `create(AppendManyResponseSchema)` to create a new message.
+ */
+export const AppendManyResponseSchema: GenMessage<AppendManyResponse> = /*@__PURE__*/
+  messageDesc(file_chat_messagestore_v1_messagestore, 4);
+
+/**
+ * What became of one append of an AppendMany call.
+ *
+ * @generated from message chat.messagestore.v1.AppendOutcome
+ */
+export type AppendOutcome = Message<"chat.messagestore.v1.AppendOutcome"> & {
+  /**
+   * @generated from oneof chat.messagestore.v1.AppendOutcome.outcome
+   */
+  outcome: {
+    /**
+     * Stored (or found stored by an earlier attempt), as Append answers.
+     *
+     * @generated from field: chat.messagestore.v1.AppendResponse appended = 1;
+     */
+    value: AppendResponse;
+    case: "appended";
+  } | {
+    /**
+     * Refused or failed, as Append would have thrown it.
+     *
+     * @generated from field: chat.messagestore.v1.AppendError error = 2;
+     */
+    value: AppendError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message chat.messagestore.v1.AppendOutcome.
+ * Use `create(AppendOutcomeSchema)` to create a new message.
+ */
+export const AppendOutcomeSchema: GenMessage<AppendOutcome> = /*@__PURE__*/
+  messageDesc(file_chat_messagestore_v1_messagestore, 5);
+
+/**
+ * An append's error: the Connect/gRPC code and message Append would have answered with.
+ *
+ * @generated from message chat.messagestore.v1.AppendError
+ */
+export type AppendError = Message<"chat.messagestore.v1.AppendError"> & {
+  /**
+   * The code's number (google.rpc.Code: 3 invalid argument, 7 permission denied, 8 resource exhausted, ...).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * The message.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * For resource exhausted: when to retry, in milliseconds (0: no hint).
+   *
+   * @generated from field: uint32 retry_after_ms = 3;
+   */
+  retryAfterMs: number;
+};
+
+/**
+ * Describes the message chat.messagestore.v1.AppendError.
+ * Use `create(AppendErrorSchema)` to create a new message.
+ */
+export const AppendErrorSchema: GenMessage<AppendError> = /*@__PURE__*/
+  messageDesc(file_chat_messagestore_v1_messagestore, 6);
+
+/**
  * Request of MessageStoreService.GetHistory.
  *
  * @generated from message chat.messagestore.v1.GetHistoryRequest
@@ -157,7 +298,7 @@ export type GetHistoryRequest = Message<"chat.messagestore.v1.GetHistoryRequest"
  * Use `create(GetHistoryRequestSchema)` to create a new message.
  */
 export const GetHistoryRequestSchema: GenMessage<GetHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 2);
+  messageDesc(file_chat_messagestore_v1_messagestore, 7);
 
 /**
  * Response of MessageStoreService.GetHistory.
@@ -185,7 +326,7 @@ export type GetHistoryResponse = Message<"chat.messagestore.v1.GetHistoryRespons
  * Use `create(GetHistoryResponseSchema)` to create a new message.
  */
 export const GetHistoryResponseSchema: GenMessage<GetHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 3);
+  messageDesc(file_chat_messagestore_v1_messagestore, 8);
 
 /**
  * Request of MessageStoreService.Sync.
@@ -227,7 +368,7 @@ export type SyncRequest = Message<"chat.messagestore.v1.SyncRequest"> & {
  * Use `create(SyncRequestSchema)` to create a new message.
  */
 export const SyncRequestSchema: GenMessage<SyncRequest> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 4);
+  messageDesc(file_chat_messagestore_v1_messagestore, 9);
 
 /**
  * Response of MessageStoreService.Sync.
@@ -262,7 +403,7 @@ export type SyncResponse = Message<"chat.messagestore.v1.SyncResponse"> & {
  * Use `create(SyncResponseSchema)` to create a new message.
  */
 export const SyncResponseSchema: GenMessage<SyncResponse> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 5);
+  messageDesc(file_chat_messagestore_v1_messagestore, 10);
 
 /**
  * Request of MessageStoreService.UpdateReceipt.
@@ -311,7 +452,7 @@ export type UpdateReceiptRequest = Message<"chat.messagestore.v1.UpdateReceiptRe
  * Use `create(UpdateReceiptRequestSchema)` to create a new message.
  */
 export const UpdateReceiptRequestSchema: GenMessage<UpdateReceiptRequest> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 6);
+  messageDesc(file_chat_messagestore_v1_messagestore, 11);
 
 /**
  * Response of MessageStoreService.UpdateReceipt.
@@ -339,7 +480,7 @@ export type UpdateReceiptResponse = Message<"chat.messagestore.v1.UpdateReceiptR
  * Use `create(UpdateReceiptResponseSchema)` to create a new message.
  */
 export const UpdateReceiptResponseSchema: GenMessage<UpdateReceiptResponse> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 7);
+  messageDesc(file_chat_messagestore_v1_messagestore, 12);
 
 /**
  * Request of MessageStoreService.GetReceipts.
@@ -374,7 +515,7 @@ export type GetReceiptsRequest = Message<"chat.messagestore.v1.GetReceiptsReques
  * Use `create(GetReceiptsRequestSchema)` to create a new message.
  */
 export const GetReceiptsRequestSchema: GenMessage<GetReceiptsRequest> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 8);
+  messageDesc(file_chat_messagestore_v1_messagestore, 13);
 
 /**
  * Response of MessageStoreService.GetReceipts.
@@ -416,7 +557,7 @@ export type GetReceiptsResponse = Message<"chat.messagestore.v1.GetReceiptsRespo
  * Use `create(GetReceiptsResponseSchema)` to create a new message.
  */
 export const GetReceiptsResponseSchema: GenMessage<GetReceiptsResponse> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 9);
+  messageDesc(file_chat_messagestore_v1_messagestore, 14);
 
 /**
  * Request of MessageStoreService.GetConversationStates.
@@ -444,7 +585,7 @@ export type GetConversationStatesRequest = Message<"chat.messagestore.v1.GetConv
  * Use `create(GetConversationStatesRequestSchema)` to create a new message.
  */
 export const GetConversationStatesRequestSchema: GenMessage<GetConversationStatesRequest> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 10);
+  messageDesc(file_chat_messagestore_v1_messagestore, 15);
 
 /**
  * The state of one conversation for one user.
@@ -493,7 +634,7 @@ export type ConversationState = Message<"chat.messagestore.v1.ConversationState"
  * Use `create(ConversationStateSchema)` to create a new message.
  */
 export const ConversationStateSchema: GenMessage<ConversationState> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 11);
+  messageDesc(file_chat_messagestore_v1_messagestore, 16);
 
 /**
  * Response of MessageStoreService.GetConversationStates.
@@ -514,7 +655,7 @@ export type GetConversationStatesResponse = Message<"chat.messagestore.v1.GetCon
  * Use `create(GetConversationStatesResponseSchema)` to create a new message.
  */
 export const GetConversationStatesResponseSchema: GenMessage<GetConversationStatesResponse> = /*@__PURE__*/
-  messageDesc(file_chat_messagestore_v1_messagestore, 12);
+  messageDesc(file_chat_messagestore_v1_messagestore, 17);
 
 /**
  * MessageStoreService owns messages, the per-conversation sequence, idempotency, history, sync and
@@ -534,6 +675,18 @@ export const MessageStoreService: GenService<{
     methodKind: "unary";
     input: typeof AppendRequestSchema;
     output: typeof AppendResponseSchema;
+  },
+  /**
+   * Several appends in one call, each handled as Append handles it and answered on its own: an
+   * edge sends the sends of all its clients that arrive while its previous call is in flight
+   * together (one call per batch instead of one per message).
+   *
+   * @generated from rpc chat.messagestore.v1.MessageStoreService.AppendMany
+   */
+  appendMany: {
+    methodKind: "unary";
+    input: typeof AppendManyRequestSchema;
+    output: typeof AppendManyResponseSchema;
   },
   /**
    * Pages history before or after a seq, limited to what the user may read.

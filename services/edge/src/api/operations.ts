@@ -1,16 +1,20 @@
 // The public API's operations, one per ChatService unary method, as the authenticated caller.
 // Both faces of the edge run these same functions: Connect/gRPC calls (api/connect.ts) and
 // WebSocket frames (api/websocket.ts). Each forwards to the service that owns the data.
-import type { Client, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import type { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import { Role } from "../../../../gen/chat/api/v1/enums_pb.js";
 import type { Conversation, Message } from "../../../../gen/chat/api/v1/model_pb.js";
 import type { ConnectionService } from "../../../../gen/chat/connection/v1/connection_pb.js";
 import type { GroupService } from "../../../../gen/chat/group/v1/group_pb.js";
-import type { MessageStoreService } from "../../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import type { AppendResponse, MessageStoreService, TracedAppendSchema } from "../../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { PresenceService } from "../../../../gen/chat/presence/v1/presence_pb.js";
 import type { PushService } from "../../../../gen/chat/push/v1/push_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { busy } from "../../../../packages/runtime/src/errors.js";
 import { currentMembership } from "../../../../packages/runtime/src/members.js";
+import { TickBatcher } from "../../../../packages/runtime/src/serial.js";
+import { injectTraceHeaders } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { conversationView } from "../domain/views.js";
 import type { Caller } from "./caller.js";
 
@@ -33,7 +37,23 @@ const SYNC_TIMEOUT_MS = 60_000;
 /** The answer of a membership change: the system message that records it. */
 const systemMessage = (r: { systemMessage?: Message | undefined }) => (r.systemMessage === undefined ? {} : { systemMessage: r.systemMessage });
 
+/** Sends per AppendMany call at most. */
+const MAX_APPENDS_PER_CALL = 100;
+
 export function createOperations({ group, messageStore, connection, presence, push }: Peers): Operations {
+  // Every client's sends that arrive in one turn of the event loop go to the message store in one
+  // AppendMany call (a call costs both processes far more than the message in it), each with its
+  // own trace, each answered on its own.
+  const appends = new TickBatcher<MessageInitShape<typeof TracedAppendSchema>, AppendResponse>(async (items) => {
+    const r = await messageStore.appendMany({ appends: items });
+    return items.map((_, i) => {
+      const o = r.outcomes[i]?.outcome;
+      if (o?.case === "appended") return o.value;
+      if (o?.case === "error") return o.value.retryAfterMs > 0 ? busy(o.value.message, o.value.retryAfterMs) : new ConnectError(o.value.message, o.value.code);
+      return new Error("the message store answered an AppendMany without this append's outcome");
+    });
+  }, MAX_APPENDS_PER_CALL);
+
   /** The caller's view of one conversation; PermissionDenied when not a member, NotFound when it does not exist. */
   async function view(caller: Caller, conversationId: string, peerId = ""): Promise<Conversation> {
     const { membership, conversation } = await currentMembership(group, conversationId, caller.userId);
@@ -64,12 +84,9 @@ export function createOperations({ group, messageStore, connection, presence, pu
       return { conversations: all.slice(offset, offset + size), nextPageToken: offset + size < all.length ? String(offset + size) : "" };
     },
     sendMessage: async (caller, req) => {
-      const r = await messageStore.append({
-        conversationId: req.conversationId,
-        senderId: caller.userId,
-        senderDeviceId: caller.deviceId,
-        clientMsgId: req.clientMsgId,
-        content: { case: "text", value: req.text },
+      const r = await appends.run({
+        append: { conversationId: req.conversationId, senderId: caller.userId, senderDeviceId: caller.deviceId, clientMsgId: req.clientMsgId, content: { case: "text", value: req.text } },
+        traceHeaders: injectTraceHeaders(),
       });
       const m = r.message;
       return { messageId: m?.messageId ?? "", seq: m?.seq ?? 0n, ...(m?.serverTime ? { serverTime: m.serverTime } : {}), status: 1, created: r.created };

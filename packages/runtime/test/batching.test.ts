@@ -1,0 +1,53 @@
+// Batching helpers: KeyedBatchQueue (per key one batch at a time; what arrives meanwhile goes
+// together next) and TickBatcher (what arrives in one turn of the event loop goes together, batches
+// run at once); both answer each item on its own.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { KeyedBatchQueue, TickBatcher } from "../src/serial.js";
+
+describe("batching", () => {
+  it("TickBatcher: one batch per turn of the event loop, split at the bound, each item answered on its own", async () => {
+    const batches: number[][] = [];
+    const b = new TickBatcher<number, string>(async (items) => {
+      batches.push(items);
+      return items.map((n) => (n % 5 === 0 ? new Error(`no ${n}`) : `ok ${n}`));
+    }, 4);
+    const first = Array.from({ length: 6 }, (_, i) => b.run(i + 1));
+    const settled = await Promise.allSettled(first);
+    assert.deepEqual(batches, [[1, 2, 3, 4], [5, 6]]);
+    assert.deepEqual(settled.map((s) => (s.status === "fulfilled" ? s.value : (s.reason as Error).message)), ["ok 1", "ok 2", "ok 3", "ok 4", "no 5", "ok 6"]);
+    assert.equal(await b.run(7), "ok 7");
+    assert.deepEqual(batches.at(-1), [7], "a later turn is a batch of its own");
+  });
+
+  it("TickBatcher: batches do not wait for each other, and a failed batch fails only its items", async () => {
+    let release: () => void = () => undefined;
+    const b = new TickBatcher<number, number>(async (items) => {
+      if (items[0] === 1) await new Promise<void>((r) => (release = r));
+      if (items[0] === 3) throw new Error("batch failed");
+      return items;
+    });
+    const slow = b.run(1);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(await b.run(2), 2, "the second turn's batch is answered while the first is still running");
+    await assert.rejects(b.run(3), /batch failed/);
+    release();
+    assert.equal(await slow, 1);
+  });
+
+  it("KeyedBatchQueue: per key one batch at a time, what arrives meanwhile goes together next", async () => {
+    const batches: string[][] = [];
+    let release: () => void = () => undefined;
+    const q = new KeyedBatchQueue<string, string>(async (key, items) => {
+      batches.push([key, ...items]);
+      if (items[0] === "a1") await new Promise<void>((r) => (release = r));
+      return items;
+    });
+    const a1 = q.run("a", "a1");
+    const rest = [q.run("a", "a2"), q.run("a", "a3"), q.run("b", "b1")];
+    await new Promise((r) => setImmediate(r));
+    release();
+    assert.deepEqual(await Promise.all([a1, ...rest]), ["a1", "a2", "a3", "b1"]);
+    assert.deepEqual(batches, [["a", "a1"], ["b", "b1"], ["a", "a2", "a3"]]);
+  });
+});
