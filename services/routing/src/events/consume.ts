@@ -1,7 +1,8 @@
 // What routing consumes: MessageCreated (chat.messages.v1) and ReceiptUpdated (chat.receipts.v1),
 // as consumer group "routing". A batch (one partition, in offset order, so each conversation's
-// events in seq order) is routed at once: one session lookup, one Deliver per edge. Each record's
-// trace continues in its own consumer span (issue #7).
+// events in seq order) is routed at once: one session lookup, one Deliver per edge; batches of
+// several partitions handed over in the same turn of the event loop are routed together (each
+// partition's events still in order). Each record's trace continues in its own consumer span (issue #7).
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { context, SpanStatusCode } from "@opentelemetry/api";
 import { SystemEventKind } from "../../../../gen/chat/api/v1/enums_pb.js";
@@ -9,6 +10,7 @@ import { EventSchema } from "../../../../gen/chat/api/v1/events_pb.js";
 import type { SystemEvent } from "../../../../gen/chat/api/v1/model_pb.js";
 import { MessageCreatedSchema, ReceiptUpdatedSchema } from "../../../../gen/chat/events/v1/events_pb.js";
 import type { Bus, BusRecord, Subscription } from "../../../../packages/runtime/src/bus/port.js";
+import { TickBatcher } from "../../../../packages/runtime/src/serial.js";
 import { startConsumerSpan } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../../packages/runtime/src/topics.js";
 import type { MembershipDelta, RouteItem, Router } from "../router.js";
@@ -52,6 +54,11 @@ function itemOf(record: BusRecord): RouteItem | undefined {
 }
 
 export function consume(bus: Bus, router: Router): Promise<Subscription> {
+  // The partitions' batches of one fetch arrive together: one route for all of them.
+  const together = new TickBatcher<RouteItem[], true>(async (lists) => {
+    await router.route(lists.flat());
+    return lists.map(() => true as const);
+  });
   return bus.subscribe({
     groupId: CONSUMER_GROUP,
     topics: [topics.messageCreated.name, topics.receiptUpdated.name],
@@ -68,7 +75,7 @@ export function consume(bus: Bus, router: Router): Promise<Subscription> {
         }
         // Work done once for the batch (member and session lookups) runs in the first record's span.
         const first = spans[0]?.ctx ?? context.active();
-        await context.with(first, () => router.route(items));
+        await context.with(first, () => together.run(items));
       } catch (err) {
         for (const { span } of spans) span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
         throw err;
