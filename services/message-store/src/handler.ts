@@ -74,6 +74,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     const checked = await Promise.all(
       reqs.map(async (req) => {
         if (req.content.case !== "text") return undefined;
+        if (await memberships.isMember(conversationId, req.senderId)) return undefined;
         const a = await memberships.access(conversationId, req.senderId);
         return a.kind === "member" ? undefined : permissionDenied(`${req.senderId} is not a member of ${conversationId}`);
       }),

@@ -37,6 +37,8 @@ export class MembershipCache {
   /** The highest membership change seen per conversation (with when, to forget old ones). */
   private readonly known = new Map<string, { seq: number; at: number }>();
   private readonly entries = new Map<string, ConversationEntry>();
+  /** Each loaded member list's user ids. */
+  private readonly idSets = new WeakMap<Member[], Set<string>>();
 
   constructor(
     private readonly group: Client<typeof GroupService>,
@@ -84,6 +86,21 @@ export class MembershipCache {
   members(conversationId: string): Promise<Member[]> {
     const entry = this.entry(conversationId);
     return cached(entry.members, "", this.ttlMs, async () => (await loadMembers(this.group, conversationId, this.knownSeq(conversationId))).members);
+  }
+
+  /**
+   * Whether the user is a member now, from the member list (cached, and loaded anyway for the
+   * inboxes): one group call per conversation rather than one per sender. False for anyone else,
+   * whom access() then tells apart (a former member, a stranger, an unknown conversation).
+   */
+  async isMember(conversationId: string, userId: string): Promise<boolean> {
+    const members = await this.members(conversationId);
+    let ids = this.idSets.get(members);
+    if (ids === undefined) {
+      ids = new Set(members.map((m) => m.userId));
+      this.idSets.set(members, ids);
+    }
+    return ids.has(userId);
   }
 
   /** A membership change of the conversation (its system message's seq; 0 for a deletion). */
