@@ -39,6 +39,13 @@ export interface EdgeOutcome {
   reached: boolean;
 }
 
+/**
+ * How old the list of edges that deliveries by user go to may be. An edge takes clients only this
+ * long (and a little more) after its first registration, so a list this fresh names every edge
+ * that holds a client.
+ */
+export const EDGE_LIST_MAX_AGE_MS = 1_000;
+
 /** At most this many session ids and deliveries in one EdgeService.Deliver request (it stays well under 4 MB). */
 export const MAX_DELIVER_ENTRIES = 20_000;
 
@@ -122,6 +129,8 @@ export interface EdgeDelivererOptions {
 
 export class EdgeDeliverer {
   private readonly addresses = new TtlCache<Map<string, string>>(2_000);
+  /** The registered edges as of `at` (this.now() when the read began), for deliveries by user. */
+  private edgeList: { ids: string[]; at: number } | undefined;
   /** Edges that failed a call, skipped until the time given. */
   private readonly failed = new Map<string, number>();
   private readonly timeoutMs: number;
@@ -168,6 +177,7 @@ export class EdgeDeliverer {
       outcome.reachedUsers = []; // as for its sessions: counted as reaching nobody
       this.failed.set(edgeId, this.now() + this.skipFailedMs);
       this.addresses.clear(); // it may have moved or gone: look again next time
+      this.edgeList = undefined;
       this.opts.logger.warn({ err, edgeId, address }, "edge did not take its deliveries; skipping it for a moment (its clients resync on reconnect)");
       return outcome;
     }
@@ -183,13 +193,16 @@ export class EdgeDeliverer {
   }
 
   /**
-   * The ids of the edges registered now, read afresh (not from the cache): an edge that started a
-   * moment ago may already hold a session that must get the next event.
+   * The ids of the registered edges, as of at most EDGE_LIST_MAX_AGE_MS ago: an edge that holds a
+   * client is in it (edges take clients only that long after registering).
    */
   async liveEdges(): Promise<string[]> {
+    const at = this.now();
+    if (this.edgeList !== undefined && at - this.edgeList.at < EDGE_LIST_MAX_AGE_MS) return this.edgeList.ids;
     const known = await this.loadAddresses();
     this.addresses.set("all", known);
-    return [...known.keys()];
+    this.edgeList = { ids: [...known.keys()], at };
+    return this.edgeList.ids;
   }
 
   private async loadAddresses(): Promise<Map<string, string>> {

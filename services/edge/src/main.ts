@@ -10,6 +10,7 @@ import { PushService } from "../../../gen/chat/push/v1/push_pb.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, ConfigError, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
 import { createLogger } from "../../../packages/runtime/src/log.js";
+import { EDGE_LIST_MAX_AGE_MS } from "../../../packages/runtime/src/edge-delivery.js";
 import { startServer } from "../../../packages/runtime/src/server.js";
 import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
 import { authInterceptor } from "./api/caller.js";
@@ -138,17 +139,22 @@ export const main: ServiceMain = async (env: Env) => {
     closers: [() => publicServer.close(), () => ws.close(), () => sessions.stop(), () => clearInterval(heartbeat), stopTrim],
   });
 
-  // Service discovery: register now and on every heartbeat, with the current load.
+  // Service discovery: register now and on every heartbeat, with the current load. Clients are
+  // taken only a moment after the first registration that went through: routing's list of edges
+  // (deliveries by user) may be EDGE_LIST_MAX_AGE_MS old, and must name this edge once it holds a client.
+  let accepting: Promise<void> | undefined;
   async function register(): Promise<void> {
     try {
       await connection.registerEdge({
         edge: { edgeId: config.EDGE_ID, grpcAddress: config.ADVERTISE_ADDR ?? internal.address, connectUrl: publicUrl, websocketUrl, connections: table.size, draining: table.draining },
       });
+      accepting ??= new Promise<void>((resolve) => setTimeout(resolve, EDGE_LIST_MAX_AGE_MS + 250)).then(() => sessions.accept());
     } catch (err) {
       logger.warn({ err }, "edge registration failed; retrying on the next heartbeat");
     }
   }
   await register();
+  await accepting; // "up" means taking clients (unless the registration failed: then from the first one that does not)
   const heartbeat = setInterval(() => void register(), config.EDGE_HEARTBEAT_MS);
   heartbeat.unref();
   return internal;

@@ -34,6 +34,7 @@ interface Opening {
 
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
+  private accepting = false;
   /** Live sessions per user and device on this edge. */
   private readonly perDevice = new Map<string, number>();
   private opening: Opening[] = [];
@@ -55,7 +56,12 @@ export class SessionManager {
    * registrations that would time out and send them all back at once.
    */
   admits(): boolean {
-    return this.registering < this.opts.maxRegistering;
+    return this.accepting && this.registering < this.opts.maxRegistering;
+  }
+
+  /** Takes clients from now on (main calls it once the edge is known to routing; until then admits() is false). */
+  accept(): void {
+    this.accepting = true;
   }
 
   /** When a client turned away by admits() should try again: whole seconds, 1 to 5, spread so the returns do not bunch. */

@@ -2,7 +2,7 @@
 // (murmur2 of the key, so keys land where Java clients put them), consumer groups tuned for low
 // latency, each batch's offsets committed once its handler resolves (without holding the next
 // batch for the commit's round trip). kafkajs logs go to pino (warn and above).
-import { Kafka, logLevel, Partitioners, type Consumer, type EachBatchPayload, type IHeaders, type Producer } from "kafkajs";
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type Producer } from "kafkajs";
 import { createLogger, type Logger } from "../log.js";
 import { handleUntilDone, type Bus, type BusRecord, type OutgoingRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
 
@@ -150,10 +150,32 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     }
     const missing = specs.filter((s) => !existing.has(s.name));
     if (missing.length === 0) return;
-    await a.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: opts.replicationFactor ?? 1 })),
-    });
+    try {
+      await a.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((s) => ({ topic: s.name, numPartitions: s.partitions, replicationFactor: opts.replicationFactor ?? 1 })),
+      });
+    } catch (err) {
+      // Created, but the broker's metadata did not name them yet when kafkajs looked for their
+      // leaders (it waits out "leader not available" only): wait for them here.
+      if ((err as { type?: string }).type !== "UNKNOWN_TOPIC_OR_PARTITION") throw err;
+      await untilKnown(a, missing.map((s) => s.name));
+    }
+  }
+
+  /** Waits (up to 10 s) until the broker's metadata has a leader for every partition of the topics. */
+  async function untilKnown(a: Admin, names: string[]): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const { topics } = await a.fetchTopicMetadata({ topics: names });
+        if (topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+      if (Date.now() > deadline) throw new Error(`${where}: topics ${names.join(", ")} have no leader after 10 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   /** High watermark of every partition of the topics, by "topic/partition". */
