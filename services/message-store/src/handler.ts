@@ -2,7 +2,7 @@
 // seq (one append at a time per conversation), store durably, emit MessageCreated, answer.
 import { create } from "@bufbuild/protobuf";
 import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
-import { ReceiptWatermarksSchema } from "../../../gen/chat/api/v1/model_pb.js";
+import { ReceiptWatermarksSchema, type Message } from "../../../gen/chat/api/v1/model_pb.js";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import { AppendOutcomeSchema, AppendResponseSchema, type AppendOutcome, type AppendRequest, type AppendResponse, type MessageStoreService, type SyncRequest } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
@@ -93,30 +93,40 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     );
     // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
     // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
-    await publishMessagesCreated(
-      bus,
-      stored.map((r) => r.message),
-    );
-    const created = stored.filter((r) => r.created).map((r) => r.message);
-    const last = created.at(-1);
-    if (last !== undefined) {
-      // Every member's inbox learns the conversation moved (Sync reads only what changed), and
-      // sending reads the conversation up to one's own message (it never counts as unread). A
-      // membership change also reaches the members it adds or removes. Large groups write the
-      // inboxes only on membership changes (so an inbox is current when a group shrinks back
-      // under the limit); Sync reads their last seq directly.
-      const ids = new Set((await memberships.members(conversationId)).map((m) => m.userId));
-      if (last.content.case === "system") for (const u of last.content.value.userIds) ids.add(u);
-      else if (ids.size > fanoutMax) ids.clear();
-      const lastBySender = new Map(created.filter((m) => m.senderId !== "").map((m) => [m.senderId, Number(m.seq)]));
-      await Promise.all([
-        store.afterAppend(conversationId, Number(last.seq), [...ids], ""),
-        ...[...lastBySender].map(([senderId, seq]) => store.afterAppend(conversationId, seq, [], senderId)),
-      ]);
-    }
+    // The inboxes and the senders' watermarks move at the same time (neither waits for the other).
+    await Promise.all([
+      publishMessagesCreated(
+        bus,
+        stored.map((r) => r.message),
+      ),
+      afterAppend(
+        conversationId,
+        stored.filter((r) => r.created).map((r) => r.message),
+      ),
+    ]);
     for (const m of stored) if (m.message.content.case === "system") memberships.changed(conversationId, Number(m.message.seq));
     let next = 0;
     return checked.map((refused) => refused ?? (stored[next++]));
+  }
+
+  /**
+   * Every member's inbox learns the conversation moved (Sync reads only what changed), and sending
+   * reads the conversation up to one's own message (it never counts as unread). A membership
+   * change also reaches the members it adds or removes. Large groups write the inboxes only on
+   * membership changes (so an inbox is current when a group shrinks back under the limit); Sync
+   * reads their last seq directly.
+   */
+  async function afterAppend(conversationId: string, created: Message[]): Promise<void> {
+    const last = created.at(-1);
+    if (last === undefined) return;
+    const ids = new Set((await memberships.members(conversationId)).map((m) => m.userId));
+    if (last.content.case === "system") for (const u of last.content.value.userIds) ids.add(u);
+    else if (ids.size > fanoutMax) ids.clear();
+    const lastBySender = new Map(created.filter((m) => m.senderId !== "").map((m) => [m.senderId, Number(m.seq)]));
+    await Promise.all([
+      store.afterAppend(conversationId, Number(last.seq), [...ids], ""),
+      ...[...lastBySender].map(([senderId, seq]) => store.afterAppend(conversationId, seq, [], senderId)),
+    ]);
   }
 
   async function append(req: AppendRequest): Promise<AppendResponse> {
