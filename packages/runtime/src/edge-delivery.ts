@@ -2,9 +2,10 @@
 // (messages, receipts) and presence (presence changes, typing): deliveries grouped into bounded
 // Deliver requests with shared session lists, edge addresses from the connection service (cached),
 // a deadline per call, deliveries by user (every session of these users on the edge: a large
-// group's messages go to every live edge), and an edge that cannot be reached (killed, partitioned) skipped for a
-// moment instead of holding everyone else's deliveries: its clients reconnect to another edge and
-// catch up from their cursors. Sessions an edge reports gone are dropped from the registry.
+// group's messages go to every live edge), and an edge that cannot be reached (killed,
+// partitioned) skipped for a moment instead of holding everyone else's deliveries: its clients
+// reconnect to another edge and catch up from their cursors. Sessions an edge reports gone are
+// dropped from the registry.
 import { create } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
 import type { Event } from "../../../gen/chat/api/v1/events_pb.js";

@@ -1,6 +1,7 @@
 // The public API's operations, one per ChatService unary method, as the authenticated caller.
 // Both faces of the edge run these same functions: Connect/gRPC calls (api/connect.ts) and
 // WebSocket frames (api/websocket.ts). Each forwards to the service that owns the data.
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import type { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import { Role } from "../../../../gen/chat/api/v1/enums_pb.js";
@@ -10,7 +11,6 @@ import type { GroupService } from "../../../../gen/chat/group/v1/group_pb.js";
 import type { AppendResponse, MessageStoreService, TracedAppendSchema } from "../../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { PresenceService } from "../../../../gen/chat/presence/v1/presence_pb.js";
 import type { PushService } from "../../../../gen/chat/push/v1/push_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { busy } from "../../../../packages/runtime/src/errors.js";
 import { currentMembership } from "../../../../packages/runtime/src/members.js";
 import { TickBatcher } from "../../../../packages/runtime/src/serial.js";
