@@ -98,9 +98,27 @@ describe("several edges (cluster)", () => {
   it("a flood of connections past EDGE_MAX_CONNECTING is turned away with 503 and Retry-After; on retry every client gets in and is reachable", async () => {
     const names = Array.from({ length: 300 }, (_, k) => `flood-${k}`);
     const tokens = await Promise.all(names.map((n) => tokenFor(user(n))));
-    const attempt = (k: number) => ChatSocket.connect({ url: wsUrl(1), token: tokens[k] ?? "", deviceId: "phone" });
+    let refused = 0;
+    const attempt = (k: number) =>
+      ChatSocket.connect({ url: wsUrl(1), token: tokens[k] ?? "", deviceId: "phone" }).catch((err: unknown) => {
+        refused++;
+        throw err;
+      });
     const clients = new Map<number, ChatSocket>();
-    const first = await Promise.allSettled(names.map((_, k) => attempt(k)));
+    // The connection service is held still while the flood arrives, so the registrations the edge
+    // has in flight stay in flight (otherwise a fast machine finishes them before the bound is reached).
+    const connection = cluster.find((p) => p.name === "connection")?.child.pid ?? assert.fail("connection not running");
+    process.kill(connection, "SIGSTOP");
+    let first: PromiseSettledResult<ChatSocket>[];
+    try {
+      const flood = Promise.allSettled(names.map((_, k) => attempt(k)));
+      await until("the edge turning clients away", () => refused > 0, 10_000);
+      await pause(200);
+      process.kill(connection, "SIGCONT");
+      first = await flood;
+    } finally {
+      process.kill(connection, "SIGCONT");
+    }
     let left: number[] = [];
     first.forEach((r, k) => {
       if (r.status === "fulfilled") clients.set(k, r.value);
