@@ -119,9 +119,10 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   async function afterAppend(conversationId: string, created: Message[]): Promise<void> {
     const last = created.at(-1);
     if (last === undefined) return;
-    const ids = new Set((await memberships.members(conversationId)).map((m) => m.userId));
-    if (last.content.case === "system") for (const u of last.content.value.userIds) ids.add(u);
-    else if (ids.size > fanoutMax) ids.clear();
+    const members = await memberships.memberIds(conversationId);
+    let ids: ReadonlySet<string> = members;
+    if (last.content.case === "system") ids = new Set([...members, ...last.content.value.userIds]);
+    else if (members.size > fanoutMax) ids = new Set();
     const lastBySender = new Map(created.filter((m) => m.senderId !== "").map((m) => [m.senderId, Number(m.seq)]));
     await Promise.all([
       store.afterAppend(conversationId, Number(last.seq), [...ids], ""),

@@ -88,19 +88,24 @@ export class MembershipCache {
     return cached(entry.members, "", this.ttlMs, async () => (await loadMembers(this.group, conversationId, this.knownSeq(conversationId))).members);
   }
 
-  /**
-   * Whether the user is a member now, from the member list (cached, and loaded anyway for the
-   * inboxes): one group call per conversation rather than one per sender. False for anyone else,
-   * whom access() then tells apart (a former member, a stranger, an unknown conversation).
-   */
-  async isMember(conversationId: string, userId: string): Promise<boolean> {
+  /** The current members' user ids (the member list's, kept with it). */
+  async memberIds(conversationId: string): Promise<ReadonlySet<string>> {
     const members = await this.members(conversationId);
     let ids = this.idSets.get(members);
     if (ids === undefined) {
       ids = new Set(members.map((m) => m.userId));
       this.idSets.set(members, ids);
     }
-    return ids.has(userId);
+    return ids;
+  }
+
+  /**
+   * Whether the user is a member now, from the member list (cached, and loaded anyway for the
+   * inboxes): one group call per conversation rather than one per sender. False for anyone else,
+   * whom access() then tells apart (a former member, a stranger, an unknown conversation).
+   */
+  async isMember(conversationId: string, userId: string): Promise<boolean> {
+    return (await this.memberIds(conversationId)).has(userId);
   }
 
   /** A membership change of the conversation (its system message's seq; 0 for a deletion). */

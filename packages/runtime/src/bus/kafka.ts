@@ -4,7 +4,8 @@
 // batch for the commit's round trip). kafkajs logs go to pino (warn and above).
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type Producer } from "kafkajs";
 import { createLogger, type Logger } from "../log.js";
-import { handleUntilDone, type Bus, type BusRecord, type OutgoingRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
+import { KeyedBatchQueue } from "../serial.js";
+import { handleUntilDone, type Bus, type BusRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers. */
@@ -49,52 +50,10 @@ interface Commits {
   stopping: boolean;
 }
 
-interface Queued {
+/** Records of one publish call, copied (the caller may reuse its buffers as soon as publish returns). */
+interface Outgoing {
   topic: string;
   messages: { key: string; value: Buffer; headers: Record<string, string> }[];
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
-/**
- * The idempotent producer allows one request in flight; records published meanwhile wait and go
- * together in the next request: no added delay when idle, batches under load.
- */
-class SendBatcher {
-  private queued: Queued[] = [];
-  private sending = false;
-
-  constructor(private readonly send: (topicMessages: { topic: string; messages: Queued["messages"] }[]) => Promise<void>) {}
-
-  add(topic: string, records: OutgoingRecord[]): Promise<void> {
-    // Copied now: the caller may reuse its buffers as soon as publish returns.
-    const messages = records.map((r) => ({ key: r.key, value: Buffer.from(r.value), headers: { ...r.headers } }));
-    return new Promise((resolve, reject) => {
-      this.queued.push({ topic, messages, resolve, reject });
-      if (!this.sending) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    this.sending = true;
-    while (this.queued.length > 0) {
-      const batch = this.queued;
-      this.queued = [];
-      const byTopic = new Map<string, Queued["messages"]>();
-      for (const q of batch) {
-        const list = byTopic.get(q.topic);
-        if (list === undefined) byTopic.set(q.topic, [...q.messages]);
-        else list.push(...q.messages);
-      }
-      try {
-        await this.send([...byTopic].map(([topic, messages]) => ({ topic, messages })));
-        for (const q of batch) q.resolve();
-      } catch (err) {
-        for (const q of batch) q.reject(err);
-      }
-    }
-    this.sending = false;
-  }
 }
 
 export function createKafkaBus(opts: KafkaBusOptions): Bus {
@@ -123,9 +82,18 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     await producer.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
     return producer;
   });
-  const batcher = new SendBatcher(async (topicMessages) => {
-    await (await producerConn.get()).sendBatch({ acks: -1, topicMessages });
-  });
+  // The idempotent producer allows one request in flight: publishes made meanwhile go together in
+  // the next request (no added delay when idle, batches under load).
+  const sends = new KeyedBatchQueue<Outgoing, true>(async (_, batch) => {
+    const byTopic = new Map<string, Outgoing["messages"]>();
+    for (const o of batch) {
+      const list = byTopic.get(o.topic);
+      if (list === undefined) byTopic.set(o.topic, [...o.messages]);
+      else list.push(...o.messages);
+    }
+    await (await producerConn.get()).sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    return batch.map(() => true as const);
+  }, Number.MAX_SAFE_INTEGER);
   /** Open consumers, each with its commits in flight. */
   const consumers = new Map<Consumer, Commits>();
 
@@ -166,16 +134,12 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
   /** Waits (up to 10 s) until the broker's metadata has a leader for every partition of the topics. */
   async function untilKnown(a: Admin, names: string[]): Promise<void> {
     const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
-        const { topics } = await a.fetchTopicMetadata({ topics: names });
-        if (topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-      }
-      if (Date.now() > deadline) throw new Error(`${where}: topics ${names.join(", ")} have no leader after 10 s`);
+    while (Date.now() < deadline) {
+      const { topics } = await a.fetchTopicMetadata({ topics: names }).catch(() => ({ topics: [] }));
+      if (topics.length === names.length && topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
       await new Promise((r) => setTimeout(r, 100));
     }
+    throw new Error(`${where}: topics ${names.join(", ")} have no leader after 10 s`);
   }
 
   /** High watermark of every partition of the topics, by "topic/partition". */
@@ -310,7 +274,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     ensureTopics,
     async publish(topic, records) {
       if (records.length === 0) return;
-      await batcher.add(topic, records);
+      await sends.run("", { topic, messages: records.map((r) => ({ key: r.key, value: Buffer.from(r.value), headers: { ...r.headers } })) });
     },
     subscribe,
     async health() {
