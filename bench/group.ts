@@ -31,6 +31,8 @@ export interface GroupBenchResult {
   completed: number;
   lastRecipientLatencyMs: { p50: number; p90: number; p99: number; max: number };
   deliveryLatencyMs: { p50: number; p99: number };
+  /** Sender's send -> its acknowledgement (the message stored and MessageCreated published). */
+  ackLatencyMs: { p50: number; p99: number };
   /** CPU of the mesh and the infrastructure (the load generator excluded) per device delivery. */
   cpuMicrosPerDelivery: number;
   processes: Record<string, { cpuPercent: number; rssMB: number }>;
@@ -47,6 +49,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
   const tagBytes = Buffer.from(tag);
   const lastRecipient = histogram();
   const perDelivery = histogram();
+  const acks = histogram();
   const pending = new Map<number, { sentAt: number; left: number }>();
   let measuredFrom = Number.POSITIVE_INFINITY;
   let measuredUntil = Number.POSITIVE_INFINITY;
@@ -118,9 +121,13 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
         const id = sent++;
         const sender = sockets[id % sockets.length];
         if (sender === undefined) continue;
-        pending.set(id, { sentAt: performance.now(), left: o.members - 1 });
+        const sentAt = performance.now();
+        pending.set(id, { sentAt, left: o.members - 1 });
         sender.call("sendMessage", { conversationId, clientMsgId: `${id}@${run}`, text: `${tag}${id}.` }).then(
-          () => void acknowledged++,
+          () => {
+            acknowledged++;
+            if (sentAt >= measuredFrom && sentAt < measuredUntil) acks.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));
+          },
           () => undefined,
         );
       }
@@ -156,6 +163,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
       max: ms(lastRecipient.maxValue),
     },
     deliveryLatencyMs: { p50: ms(perDelivery.getValueAtPercentile(50)), p99: ms(perDelivery.getValueAtPercentile(99)) },
+    ackLatencyMs: { p50: ms(acks.getValueAtPercentile(50)), p99: ms(acks.getValueAtPercentile(99)) },
     cpuMicrosPerDelivery: deliveries === 0 ? 0 : Math.round((meshCpu / deliveries) * 1e6 * 10) / 10,
     processes: Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])),
     chart: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(lastRecipient.getValueAtPercentile(p))]),

@@ -287,6 +287,7 @@ async function groupScenario(url: string, pids: Record<string, number>, mode: st
   log(`  device deliveries at the clients: ${r.deliveriesPerSecond}/s`);
   log(`  latency to the last recipient ms: p50 ${r.lastRecipientLatencyMs.p50} p90 ${r.lastRecipientLatencyMs.p90} p99 ${r.lastRecipientLatencyMs.p99} max ${r.lastRecipientLatencyMs.max}`);
   log(`  latency of each delivery ms: p50 ${r.deliveryLatencyMs.p50} p99 ${r.deliveryLatencyMs.p99}`);
+  log(`  send -> ack ms: p50 ${r.ackLatencyMs.p50} p99 ${r.ackLatencyMs.p99}`);
   log(`  CPU per delivery (mesh and infrastructure): ${r.cpuMicrosPerDelivery} µs`);
   for (const [name, p] of Object.entries(r.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
   log(`  wrote ${base}.json and ${base}.svg`);

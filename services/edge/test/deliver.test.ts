@@ -19,25 +19,20 @@ describe("EdgeService.Deliver", () => {
   it("writes each event to its sessions, skips the sending device, reports gone sessions, and keeps each event's trace", async () => {
     const table = new ConnectionTable();
     const got = new Map<string, Event[]>();
-    /** Times a connection's socket would have written: each frame when not corked, once at uncork. */
-    const flushed = new Map<string, number>();
+    /** Writes each connection was given. */
+    const sends = new Map<string, number>();
     for (const [sessionId, userId, deviceId] of [["s-ann-phone", "ann", "phone"], ["s-ann-laptop", "ann", "laptop"], ["s-bob", "bob", "phone"]] as const) {
       got.set(sessionId, []);
-      let corks = 0;
       table.add({
         sessionId,
         userId,
         deviceId,
-        send: (e) => {
-          got.get(sessionId)?.push(e);
-          if (corks === 0) flushed.set(sessionId, (flushed.get(sessionId) ?? 0) + 1);
+        send: (events) => {
+          got.get(sessionId)?.push(...events);
+          sends.set(sessionId, (sends.get(sessionId) ?? 0) + 1);
           return true;
         },
         drain: () => undefined,
-        cork: () => void corks++,
-        uncork: () => {
-          if (--corks === 0) flushed.set(sessionId, (flushed.get(sessionId) ?? 0) + 1);
-        },
       });
     }
     const handler = createEdgeHandler({ table, drain: async () => 0, defaultDrainMs: 1000 });
@@ -55,7 +50,7 @@ describe("EdgeService.Deliver", () => {
     assert.deepEqual([r.delivered, r.goneSessionIds], [4, ["s-gone"]]);
     assert.equal(got.get("s-ann-phone")?.length, 0, "not back to the sending device");
     assert.deepEqual(got.get("s-bob")?.map((e) => (e.kind.case === "message" ? Number(e.kind.value.message?.seq) : 0)), [1, 2], "in order");
-    assert.deepEqual(Object.fromEntries(flushed), { "s-ann-laptop": 1, "s-bob": 1 }, "each socket's two frames go out in one write, at the end of the request");
+    assert.deepEqual(Object.fromEntries(sends), { "s-ann-laptop": 1, "s-bob": 1 }, "each socket's two events go out in one write");
     const writes = (await telemetry.finishedSpans()).filter((s) => s.name === "write event to sockets");
     assert.deepEqual(writes.map((s) => s.spanContext().traceId).sort(), [t1, t2], "one span per event, each in its own trace");
   });
@@ -64,7 +59,7 @@ describe("EdgeService.Deliver", () => {
     const table = new ConnectionTable();
     const got = new Map<string, number>();
     const add = (sessionId: string, userId: string, deviceId: string) =>
-      table.add({ sessionId, userId, deviceId, send: () => (got.set(sessionId, (got.get(sessionId) ?? 0) + 1), true), drain: () => undefined });
+      table.add({ sessionId, userId, deviceId, send: (events) => (got.set(sessionId, (got.get(sessionId) ?? 0) + events.length), true), drain: () => undefined });
     add("s-ann-phone", "ann", "phone");
     add("s-ann-laptop", "ann", "laptop");
     add("s-bob-1", "bob", "phone");

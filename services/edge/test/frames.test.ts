@@ -1,10 +1,13 @@
-// WebSocket framing rules: decoding, refusals with reasons, error frames, the flood limit.
+// WebSocket framing rules: decoding, refusals with reasons, error frames, the flood limit, and the
+// server's ready-made frames as a WebSocket client reads them.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ClientFrameSchema } from "../../../gen/chat/api/v1/frames_pb.js";
-import { chooseEncoding, decodeClientFrame, errorFrame, FrameError } from "../src/domain/frames.js";
+import type { Socket } from "node:net";
+import { WebSocket, WebSocketServer } from "ws";
+import { chooseEncoding, decodeClientFrame, errorFrame, FrameError, webSocketFrames } from "../src/domain/frames.js";
 
 describe("client frames", () => {
   it("decode from binary protobuf and from canonical JSON", () => {
@@ -32,5 +35,37 @@ describe("client frames", () => {
     assert.deepEqual(busy.response.case === "error" ? [busy.response.value.code, busy.response.value.retryAfterMs] : [], ["resource_exhausted", 1500]);
     assert.equal(chooseEncoding(new Set(["chat.v1.json", "chat.v1.proto"])), "chat.v1.proto");
     assert.equal(chooseEncoding(new Set()), "chat.v1.json");
+  });
+});
+
+describe("server frames", () => {
+  it("are read back by a WebSocket client as one message per payload, at every length encoding", async () => {
+    // Payload lengths around the three length forms of RFC 6455 (7-bit, 16-bit, 64-bit).
+    const sizes = [0, 5, 125, 126, 65_535, 65_536, 70_000];
+    for (const [encoding, binary] of [["chat.v1.proto", true], ["chat.v1.json", false]] as const) {
+      const payloads = sizes.map((n, i) => (binary ? Buffer.alloc(n, i) : "é".repeat(Math.floor(n / 2)) + "x".repeat(n % 2)));
+      // A real server and client over loopback: the frames go straight to the server's socket.
+      const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, perMessageDeflate: false });
+      await new Promise((r) => wss.once("listening", r));
+      const { port } = wss.address() as { port: number };
+      wss.once("connection", (ws) => (ws as unknown as { _socket: Socket })._socket.write(webSocketFrames(payloads, encoding)));
+      const client = new WebSocket(`ws://127.0.0.1:${port}`, { maxPayload: 1 << 20 });
+      const got: { data: Buffer; isBinary: boolean }[] = [];
+      await new Promise<void>((resolve, reject) => {
+        client.on("message", (data: Buffer, isBinary: boolean) => {
+          got.push({ data, isBinary });
+          if (got.length === payloads.length) resolve();
+        });
+        client.once("error", reject);
+        client.once("close", () => resolve());
+      });
+      client.close();
+      await new Promise((r) => wss.close(r));
+      assert.equal(got.length, payloads.length, encoding);
+      got.forEach((m, i) => {
+        assert.equal(m.isBinary, binary);
+        assert.deepEqual(m.data, Buffer.from(payloads[i] ?? ""));
+      });
+    }
   });
 });

@@ -44,6 +44,12 @@ const MAX_SYNC_CONVERSATIONS = 100;
  */
 const MEMBER_CACHE_MS = 300_000;
 
+/** A stored append, answered once its MessageCreated is published (and the inboxes moved). */
+interface Appended {
+  result: AppendResult;
+  published: Promise<void>;
+}
+
 const view = (userId: string, w: Watermarks) => create(ReceiptWatermarksSchema, { userId, deliveredSeq: BigInt(w.deliveredSeq), readSeq: BigInt(w.readSeq) });
 
 export interface MessageStoreHandler extends ServiceImpl<typeof MessageStoreService> {
@@ -55,7 +61,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   const { store, bus, group } = opts;
   const now = opts.now ?? (() => new Date());
   const newId = opts.newId ?? (() => crypto.randomUUID());
-  const appends = new KeyedBatchQueue<AppendRequest, AppendResult>(appendBatch, 100, (req) => req.content.case !== "text");
+  const appends = new KeyedBatchQueue<AppendRequest, Appended>(appendBatch, 100, (req) => req.content.case !== "text");
   const maxInflight = opts.maxInflightAppends ?? 1024;
   const fanoutMax = opts.inboxFanoutMaxMembers ?? DEFAULT_INBOX_FANOUT_MAX_MEMBERS;
   let inflight = 0;
@@ -67,10 +73,12 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   /**
    * One batch of a conversation's appends (the ones that arrived while the previous batch was
    * stored): access checked (a membership change appended just before is already known here), seqs
-   * claimed together, MessageCreated published in seq order, inboxes and the senders' read
-   * watermarks moved once per batch. A system message is a batch of its own.
+   * claimed together. The conversation's next batch starts as soon as this one is stored: its
+   * MessageCreated records are handed to the bus before that, so they reach it in seq order, and
+   * each append is answered once they are published (`published`). The inboxes and the senders'
+   * read watermarks move meanwhile, once per batch. A system message is a batch of its own.
    */
-  async function appendBatch(conversationId: string, reqs: AppendRequest[]): Promise<(AppendResult | Error)[]> {
+  async function appendBatch(conversationId: string, reqs: AppendRequest[]): Promise<(Appended | Error)[]> {
     const checked = await Promise.all(
       reqs.map(async (req) => {
         if (req.content.case !== "text") return undefined;
@@ -91,10 +99,9 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
         content: req.content,
       })),
     );
-    // Inside the queue, so one conversation's events reach the bus in seq order. A retry of a
-    // stored message publishes again: delivery is at-least-once and clients drop repeats by seq.
-    // The inboxes and the senders' watermarks move at the same time (neither waits for the other).
-    await Promise.all([
+    // A retry of a stored message publishes again: delivery is at-least-once and clients drop
+    // repeats by seq.
+    const published = Promise.all([
       publishMessagesCreated(
         bus,
         stored.map((r) => r.message),
@@ -103,10 +110,25 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
         conversationId,
         stored.filter((r) => r.created).map((r) => r.message),
       ),
-    ]);
-    for (const m of stored) if (m.message.content.case === "system") memberships.changed(conversationId, Number(m.message.seq));
+    ]).then(() => undefined);
+    // Each append awaits it; none may be left unhandled if the batch had no one left to answer.
+    published.catch(() => undefined);
+    // A membership change holds the conversation until it is published and its inboxes moved (they
+    // need the member list from before it): the next batch then reads memberships after it.
+    const changes = stored.filter((m) => m.message.content.case === "system");
+    if (changes.length > 0) {
+      try {
+        await published;
+      } finally {
+        for (const m of changes) memberships.changed(conversationId, Number(m.message.seq));
+      }
+    }
     let next = 0;
-    return checked.map((refused) => refused ?? (stored[next++]));
+    return checked.map((refused) => {
+      if (refused !== undefined) return refused;
+      const result = stored[next++];
+      return result === undefined ? new Error("the store answered fewer appends than it was given") : { result, published };
+    });
   }
 
   /**
@@ -138,8 +160,9 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     try {
       // System messages come from the group service alone: NotFound for an unknown conversation.
       if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
-      const r = await appends.run(req.conversationId, req);
-      return create(AppendResponseSchema, r);
+      const { result, published } = await appends.run(req.conversationId, req);
+      await published;
+      return create(AppendResponseSchema, result);
     } finally {
       inflight--;
     }

@@ -72,6 +72,11 @@ export interface Bus {
   readonly driver: "memory" | "kafka";
   /** Creates the topics that do not exist yet (an existing topic keeps its partition count). */
   ensureTopics(topics: TopicSpec[]): Promise<void>;
+  /**
+   * Resolves once the records are durably on the topic. Records are handed over when publish is
+   * called: those of successive calls with the same key keep their call order, even when a later
+   * call is made before an earlier one resolved.
+   */
   publish(topic: string, records: OutgoingRecord[]): Promise<void>;
   /** Resolves once the member has joined its group and its starting positions are fixed. */
   subscribe(opts: SubscribeOptions): Promise<Subscription>;

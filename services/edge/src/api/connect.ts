@@ -35,9 +35,9 @@ export function createChatService(ops: Operations, sessions: SessionManager, tab
         sessionId,
         userId: caller.userId,
         deviceId: caller.deviceId,
-        send(event) {
-          if (ended || pending.length >= MAX_PENDING) return false;
-          pending.push(event);
+        send(events) {
+          if (ended || pending.length + events.length > MAX_PENDING) return false;
+          pending.push(...events);
           wake?.();
           return true;
         },

@@ -21,7 +21,7 @@ import { tracer } from "../../../../packages/runtime/src/telemetry/index.js";
 import { validateRequest } from "../../../../packages/runtime/src/validation.js";
 import type { Verify } from "../auth/verify.js";
 import type { ClientConnection } from "../domain/connections.js";
-import { chooseEncoding, decodeClientFrame, encodeServerFrame, errorFrame, FrameError, type Encoding } from "../domain/frames.js";
+import { chooseEncoding, decodeClientFrame, encodeServerFrame, errorFrame, FrameError, webSocketFrames, type Encoding } from "../domain/frames.js";
 import type { SessionManager } from "../sessions.js";
 import { bearerToken, parseDeviceId, type Caller } from "./caller.js";
 import type { Operations, UnaryMethod } from "./operations.js";
@@ -77,6 +77,20 @@ function encodedEvent(event: Event, encoding: Encoding): Buffer | string {
   return (byEncoding[encoding] ??= encodeServerFrame(create(ServerFrameSchema, { response: { case: "event", value: event } }), encoding));
 }
 
+/**
+ * A list of events as WebSocket frames in one buffer, built once per encoding however many
+ * connections get that list (a Deliver hands them all the same array).
+ */
+const framedLists = new WeakMap<readonly Event[], Partial<Record<Encoding, Buffer>>>();
+function framedEvents(events: readonly Event[], encoding: Encoding): Buffer {
+  let byEncoding = framedLists.get(events);
+  if (byEncoding === undefined) framedLists.set(events, (byEncoding = {}));
+  return (byEncoding[encoding] ??= webSocketFrames(
+    events.map((e) => encodedEvent(e, encoding)),
+    encoding,
+  ));
+}
+
 /** One WebSocket client: what the edge keeps per connection. */
 class WsClient implements ClientConnection {
   /** Answered the last ping (or said anything) since the previous heartbeat. */
@@ -105,18 +119,31 @@ class WsClient implements ClientConnection {
     return this.caller.deviceId;
   }
 
-  send(event: Event): boolean {
-    return this.write(encodedEvent(event, this.encoding));
+  send(events: readonly Event[]): boolean {
+    const ws = this.ws;
+    const socket = socketOf(ws);
+    if (!this.writable() || socket === undefined) return false;
+    // Ready-made frames straight to the socket: one write for the lot. Safe beside ws's own sends
+    // because its sender writes each frame at once (no compression, no Blob data, so it never
+    // holds frames back in a queue of its own).
+    socket.write(framedEvents(events, this.encoding));
+    return true;
   }
 
-  write(data: Buffer | string): boolean {
+  /** Open, and not so far behind that it should rather reconnect (then it is closed). */
+  private writable(): boolean {
     const ws = this.ws;
     if (ws.readyState !== ws.OPEN) return false;
     if (ws.bufferedAmount > this.gw.opts.maxBufferedBytes) {
       ws.close(1013, "too slow: reconnect and resync");
       return false;
     }
-    ws.send(data);
+    return true;
+  }
+
+  write(data: Buffer | string): boolean {
+    if (!this.writable()) return false;
+    this.ws.send(data);
     return true;
   }
 
@@ -127,14 +154,6 @@ class WsClient implements ClientConnection {
   drain(reason: string, withinMs: number): void {
     this.answer(create(ServerFrameSchema, { response: { case: "event", value: { kind: { case: "reconnect", value: { reason, withinMs } } } } }));
     setTimeout(() => this.ws.close(1012, "edge draining"), withinMs).unref();
-  }
-
-  cork(): void {
-    socketOf(this.ws)?.cork();
-  }
-
-  uncork(): void {
-    socketOf(this.ws)?.uncork();
   }
 
   /** Pings the client; false (and the connection cut) when it has not answered the previous ping. */

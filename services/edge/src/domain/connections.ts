@@ -7,16 +7,14 @@ export interface ClientConnection {
   sessionId: string;
   userId: string;
   deviceId: string;
-  /** Writes one event to the client; false when the connection is gone. */
-  send(event: Event): boolean;
+  /**
+   * Writes events to the client, in order, in one write where it can (a Deliver's events for one
+   * socket go out together); false when the connection is gone (nothing written). Connections that
+   * get the same events of one Deliver are given the same array, so an encoding of it can be reused.
+   */
+  send(events: readonly Event[]): boolean;
   /** Asks the client to reconnect elsewhere and closes within the deadline. */
   drain(reason: string, withinMs: number): void;
-  /**
-   * Holds writes back until uncork (a Deliver of several events then reaches the socket in one
-   * system call instead of one per event). Optional: a connection may write as it goes.
-   */
-  cork?(): void;
-  uncork?(): void;
 }
 
 const NONE: readonly ClientConnection[] = [];

@@ -57,6 +57,33 @@ export function encodeServerFrame(frame: ServerFrame, encoding: Encoding): Buffe
   return encoding === PROTO ? Buffer.from(toBinary(ServerFrameSchema, frame)) : toJsonString(ServerFrameSchema, frame);
 }
 
+/**
+ * Server-to-client WebSocket frames (RFC 6455 section 5.2: final, unmasked; binary for protobuf,
+ * text for JSON), one per payload, back to back in one buffer: what a socket is sent for a batch
+ * of events.
+ */
+export function webSocketFrames(payloads: readonly (Buffer | string)[], encoding: Encoding): Buffer {
+  const opcode = encoding === PROTO ? 0x2 : 0x1;
+  const bodies = payloads.map((p) => (typeof p === "string" ? Buffer.from(p, "utf8") : p));
+  const headerBytes = (n: number) => (n < 126 ? 2 : n < 65_536 ? 4 : 10);
+  const out = Buffer.allocUnsafe(bodies.reduce((sum, b) => sum + headerBytes(b.length) + b.length, 0));
+  let at = 0;
+  for (const body of bodies) {
+    const n = body.length;
+    out[at++] = 0x80 | opcode;
+    if (n < 126) out[at++] = n;
+    else if (n < 65_536) {
+      out[at++] = 126;
+      at = out.writeUInt16BE(n, at);
+    } else {
+      out[at++] = 127;
+      at = out.writeBigUInt64BE(BigInt(n), at);
+    }
+    at += body.copy(out, at);
+  }
+  return out;
+}
+
 /** The error answer to a frame: the Connect code name ("invalid_argument"), a reason, and a retry hint under load. */
 export function errorFrame(requestId: number, code: Code, message: string, retryAfterMs = 0): ServerFrame {
   const name = Code[code].replace(/[A-Z]/g, (c, i: number) => (i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`));
