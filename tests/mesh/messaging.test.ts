@@ -66,6 +66,9 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     const tries = await Promise.all([1, 2, 3].map(() => e.call("sendMessage", { conversationId, clientMsgId: "same", text: "once" })));
     assert.equal(new Set(tries.map((t) => t.messageId)).size, 1);
     assert.equal(tries.filter((t) => t.created).length, 1);
+    // And once more after all three were answered: found in the store, not joined to one in progress.
+    const later = await e.call("sendMessage", { conversationId, clientMsgId: "same", text: "once" });
+    assert.deepEqual([later.messageId, later.created], [tries[0]?.messageId, false]);
     const history = await e.call("getHistory", { conversationId });
     assert.deepEqual(history.messages.map((m) => m.content.value), ["once"]);
   });

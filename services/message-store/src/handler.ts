@@ -65,6 +65,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   const maxInflight = opts.maxInflightAppends ?? 1024;
   const fanoutMax = opts.inboxFanoutMaxMembers ?? DEFAULT_INBOX_FANOUT_MAX_MEMBERS;
   let inflight = 0;
+  /** Appends in progress, by conversation, sender and client_msg_id. */
+  const inProgress = new Map<string, Promise<AppendResponse>>();
 
   const memberships = new MembershipCache(group, MEMBER_CACHE_MS);
   // A reconnect storm's Syncs run 32 at a time, in arrival order, instead of all at once.
@@ -79,15 +81,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
    * read watermarks move meanwhile, once per batch. A system message is a batch of its own.
    */
   async function appendBatch(conversationId: string, reqs: AppendRequest[]): Promise<(Appended | Error)[]> {
-    const checked = await Promise.all(
-      reqs.map(async (req) => {
-        if (req.content.case !== "text") return undefined;
-        if (await memberships.isMember(conversationId, req.senderId)) return undefined;
-        const a = await memberships.access(conversationId, req.senderId);
-        return a.kind === "member" ? undefined : permissionDenied(`${req.senderId} is not a member of ${conversationId}`);
-      }),
-    );
-    const accepted = reqs.filter((_, i) => checked[i] === undefined);
+    const refusals = await Promise.all(reqs.map((req) => refusal(conversationId, req)));
+    const accepted = reqs.filter((_, i) => refusals[i] === undefined);
     const stored = await store.appendBatch(
       accepted.map((req) => ({
         conversationId,
@@ -98,6 +93,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
         serverTime: now(),
         content: req.content,
       })),
+      // Each was looked up by `append` (after any earlier append of it had finished), not here.
+      { checked: true },
     );
     // A retry of a stored message publishes again: delivery is at-least-once and clients drop
     // repeats by seq.
@@ -124,7 +121,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
       }
     }
     let next = 0;
-    return checked.map((refused) => {
+    return refusals.map((refused) => {
       if (refused !== undefined) return refused;
       const result = stored[next++];
       return result === undefined ? new Error("the store answered fewer appends than it was given") : { result, published };
@@ -152,20 +149,56 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     ]);
   }
 
+  /** Why the sender may not append this (PermissionDenied), or undefined when it may. */
+  async function refusal(conversationId: string, req: AppendRequest): Promise<Error | undefined> {
+    if (req.content.case !== "text") return undefined;
+    if (await memberships.isMember(conversationId, req.senderId)) return undefined;
+    const a = await memberships.access(conversationId, req.senderId);
+    return a.kind === "member" ? undefined : permissionDenied(`${req.senderId} is not a member of ${conversationId}`);
+  }
+
   async function append(req: AppendRequest): Promise<AppendResponse> {
     // Under overload, refuse at once rather than queue without bound: the client retries with
     // the same client_msg_id, and the others' messages keep flowing.
     if (inflight >= maxInflight) throw resourceExhausted("the message store is busy: retry the send shortly");
+    // A repeat of an append still in progress here waits for it and gets its message; so when an
+    // append looks itself up, any earlier one of it has finished (or never stored it).
+    const key = `${req.conversationId}\n${req.senderId}\n${req.clientMsgId}`;
+    const earlier = inProgress.get(key);
+    const attempt = (async () => {
+      const first = await earlier?.catch(() => undefined);
+      if (first !== undefined) return create(AppendResponseSchema, { message: first.message, created: false });
+      return appendOnce(req);
+    })();
+    inProgress.set(key, attempt);
     inflight++;
     try {
-      // System messages come from the group service alone: NotFound for an unknown conversation.
-      if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
-      const { result, published } = await appends.run(req.conversationId, req);
-      await published;
-      return create(AppendResponseSchema, result);
+      return await attempt;
     } finally {
       inflight--;
+      if (inProgress.get(key) === attempt) inProgress.delete(key);
     }
+  }
+
+  /**
+   * A retry is looked up before the message joins its conversation's queue, so the read is not
+   * part of the one-at-a-time section; it is answered with the stored message, published again
+   * (delivery is at-least-once; clients drop repeats by seq).
+   */
+  async function appendOnce(req: AppendRequest): Promise<AppendResponse> {
+    // System messages come from the group service alone: NotFound for an unknown conversation.
+    if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
+    const stored = await store.findStored(req.conversationId, req.senderId, req.clientMsgId);
+    if (stored !== undefined) {
+      const refused = await refusal(req.conversationId, req);
+      if (refused !== undefined) throw refused;
+      await publishMessagesCreated(bus, [stored]);
+      if (stored.content.case === "system") memberships.changed(req.conversationId, Number(stored.seq));
+      return create(AppendResponseSchema, { message: stored, created: false });
+    }
+    const { result, published } = await appends.run(req.conversationId, req);
+    await published;
+    return create(AppendResponseSchema, result);
   }
 
   return {

@@ -64,6 +64,8 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>, opts:
       const other = await store.append(text(c, "bob", "same"));
       assert.deepEqual([other.created, Number(other.message.seq)], [true, 2], "the key is per sender");
       assert.equal(await store.lastSeq(c), 2);
+      assert.equal((await store.findStored(c, "alice", "same"))?.messageId, first.message.messageId, "a retry is found before it is queued");
+      assert.equal(await store.findStored(c, "alice", "never"), undefined);
     });
 
     it("a batch gets consecutive seqs in order, answers repeats with the first, and crosses partitions", async () => {

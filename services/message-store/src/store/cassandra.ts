@@ -12,7 +12,7 @@ import { KeyedBatchQueue } from "../../../../packages/runtime/src/serial.js";
 import { BUCKET_SIZE, bucketOf } from "../domain/sequencing.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
 import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
-import type { AppendResult, MessageStore, NewMessage } from "./port.js";
+import type { AppendOptions, AppendResult, MessageStore, NewMessage } from "./port.js";
 
 const { Long } = cassandra.types;
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
@@ -99,11 +99,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     return last;
   }
 
-  async function findRetry(m: NewMessage): Promise<Message | undefined> {
-    const idem = (await client.execute(Q.idemGet, [m.conversationId, m.senderId, m.clientMsgId], OPTS)).first();
+  async function findStored(conversationId: string, senderId: string, clientMsgId: string): Promise<Message | undefined> {
+    const idem = (await client.execute(Q.idemGet, [conversationId, senderId, clientMsgId], OPTS)).first();
     if (idem === null) return undefined;
     const seq = num(idem["seq"]);
-    const row = (await client.execute(Q.one, [m.conversationId, bucket(seq), Long.fromNumber(seq)], OPTS)).first();
+    const row = (await client.execute(Q.one, [conversationId, bucket(seq), Long.fromNumber(seq)], OPTS)).first();
     // A claim whose message write never happened (crash in between) is stale: append anew.
     if (row === null || row["message_id"] !== idem["message_id"]) return undefined;
     return rowToMessage(row);
@@ -114,13 +114,16 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
    * conditional batch per bucket (one Paxos round for the lot). A batch that does not apply means
    * another writer took a seq: re-seed the counter and claim the rest again.
    */
-  async function appendBatch(ms: NewMessage[]): Promise<AppendResult[]> {
-    const results: (AppendResult | undefined)[] = await Promise.all(
-      ms.map(async (m) => {
-        const previous = await findRetry(m);
-        return previous === undefined ? undefined : { message: previous, created: false };
-      }),
-    );
+  async function appendBatch(ms: NewMessage[], appendOpts: AppendOptions = {}): Promise<AppendResult[]> {
+    const results: (AppendResult | undefined)[] =
+      appendOpts.checked === true
+        ? ms.map(() => undefined)
+        : await Promise.all(
+            ms.map(async (m) => {
+              const previous = await findStored(m.conversationId, m.senderId, m.clientMsgId);
+              return previous === undefined ? undefined : { message: previous, created: false };
+            }),
+          );
     // A repeat inside the batch is answered with the first one's result.
     const firstOf = new Map<string, number>();
     const repeats = new Map<number, number>();
@@ -193,6 +196,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       return result;
     },
     appendBatch,
+    findStored,
     async lastSeq(conversationId) {
       const last = await probeLastSeq(conversationId);
       lastSeqs.set(conversationId, Math.max(last, lastSeqs.get(conversationId) ?? 0));

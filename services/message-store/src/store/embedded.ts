@@ -6,20 +6,24 @@ import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain
 import type { AppendResult, MessageStore } from "./port.js";
 
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
+const FIND_STORED = `SELECT ${COLUMNS} FROM ms_messages WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3`;
 
 export function createEmbeddedMessageStore(sql: Sql): MessageStore {
   return {
     async appendBatch(ms) {
+      // Each append checks for its retry inside its own transaction: `checked` saves nothing here.
       const out: AppendResult[] = [];
       for (const m of ms) out.push(await this.append(m));
       return out;
     },
+    async findStored(conversationId, senderId, clientMsgId) {
+      const r = await sql.query<MessageRow>(FIND_STORED, [conversationId, senderId, clientMsgId]);
+      const row = r.rows[0];
+      return row === undefined ? undefined : toMessage(row);
+    },
     async append(m) {
       return sql.transaction(async (tx) => {
-        const existing = await tx.query<MessageRow>(
-          `SELECT ${COLUMNS} FROM ms_messages WHERE conversation_id = $1 AND sender_id = $2 AND client_msg_id = $3`,
-          [m.conversationId, m.senderId, m.clientMsgId],
-        );
+        const existing = await tx.query<MessageRow>(FIND_STORED, [m.conversationId, m.senderId, m.clientMsgId]);
         const row = existing.rows[0];
         if (row !== undefined) return { message: toMessage(row), created: false };
         const head = await tx.query<{ last_seq: number }>(

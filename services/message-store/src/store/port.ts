@@ -20,6 +20,15 @@ export interface AppendResult {
   created: boolean;
 }
 
+export interface AppendOptions {
+  /**
+   * The caller looked every message up with findStored after the last append of it that could
+   * have finished, and keeps repeats of it out meanwhile: the driver may skip its own lookup
+   * (Cassandra: one read per message less in the conversation's one-at-a-time section).
+   */
+  checked?: boolean;
+}
+
 export interface MessageStore {
   /**
    * Stores the message with seq = last seq + 1, atomically and durably. Idempotent per
@@ -32,7 +41,12 @@ export interface MessageStore {
    * `append` does each (idempotent per message; a repeat of an earlier item returns its result).
    * The Cassandra driver claims their seqs in one conditional batch per partition.
    */
-  appendBatch(messages: NewMessage[]): Promise<AppendResult[]>;
+  appendBatch(messages: NewMessage[], opts?: AppendOptions): Promise<AppendResult[]>;
+  /**
+   * The message stored for (conversation, sender, client_msg_id), if any: what a retry of it is
+   * answered with. Lets a caller look retries up before it queues a message for its seq.
+   */
+  findStored(conversationId: string, senderId: string, clientMsgId: string): Promise<Message | undefined>;
   /** The highest seq of a conversation (0 when empty). */
   lastSeq(conversationId: string): Promise<number>;
   /** Messages with lo <= seq <= hi, ascending. */
