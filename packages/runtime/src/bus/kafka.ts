@@ -2,10 +2,22 @@
 // (murmur2 of the key, so keys land where Java clients put them), consumer groups tuned for low
 // latency, each batch's offsets committed once its handler resolves (without holding the next
 // batch for the commit's round trip). kafkajs logs go to pino (warn and above).
-import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type Producer } from "kafkajs";
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type ISocketFactory, type Producer } from "kafkajs";
+import { connect } from "node:net";
 import { createLogger, type Logger } from "../log.js";
 import { KeyedBatchQueue } from "../serial.js";
 import { handleUntilDone, type Bus, type BusRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
+
+/**
+ * kafkajs's own socket factory, with Nagle's algorithm off: a client here has several small
+ * requests in flight on one connection (a fetch, an offset commit, a heartbeat), and with Nagle on
+ * the later ones wait for the first one's ACK, which the broker may delay by up to 40 ms.
+ */
+const noDelaySocket: ISocketFactory = ({ host, port, onConnect }) => {
+  const socket = connect({ host, port, noDelay: true }, onConnect);
+  socket.setKeepAlive(true, 60_000);
+  return socket;
+};
 
 export interface KafkaBusOptions {
   /** host:port of one or more brokers. */
@@ -65,6 +77,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     brokers: opts.brokers,
     retry: { initialRetryTime: 100, retries: 8 },
     logLevel: logLevel.WARN,
+    socketFactory: noDelaySocket,
     logCreator: () => (entry) => {
       const { message, ...rest } = entry.log;
       if (entry.level <= logLevel.ERROR) logger.error(rest, `kafkajs: ${message}`);
