@@ -40,6 +40,8 @@ export class SessionManager {
   private opening: Opening[] = [];
   /** Sessions opened and not yet registered (queued or in a registration call). */
   private registering = 0;
+  /** Clients admitted and not yet opened (handshake, authentication): see reserve(). */
+  private arriving = 0;
   private closing: { sessions: Session[]; devices: DevicePresence[] } = { sessions: [], devices: [] };
   private flushScheduled = false;
   private readonly timer: NodeJS.Timeout;
@@ -56,7 +58,24 @@ export class SessionManager {
    * registrations that would time out and send them all back at once.
    */
   admits(): boolean {
-    return this.accepting && this.registering < this.opts.maxRegistering;
+    return this.accepting && this.registering + this.arriving < this.opts.maxRegistering;
+  }
+
+  /**
+   * Holds a place among those admits() counts for a client whose handshake and authentication
+   * come before its open() (so a burst that arrives at once cannot pass the check all together),
+   * or undefined when admits() says no. The returned function gives the place back: once open()
+   * has been called for the client, or when the client went away first. Calling it again does nothing.
+   */
+  reserve(): (() => void) | undefined {
+    if (!this.admits()) return undefined;
+    this.arriving++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.arriving--;
+    };
   }
 
   /** Takes clients from now on (main calls it once the edge is known to routing; until then admits() is false). */

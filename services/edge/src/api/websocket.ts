@@ -282,12 +282,21 @@ export function createWebSocketGateway(opts: WebSocketOptions) {
         socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nthis edge is draining: ask AssignEdge for another\n");
         return;
       }
-      if (!opts.sessions.admits()) {
+      // The place is held from here (authentication is asynchronous) until the session is opened,
+      // or given back when the client goes away before that (refused, or a failed handshake).
+      const release = opts.sessions.reserve();
+      if (release === undefined) {
         socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: ${opts.sessions.retryAfterSeconds()}\r\nContent-Type: text/plain\r\n\r\ntoo many clients connecting at once: retry later\n`);
         return;
       }
+      socket.once("close", release);
       authenticate(req).then(
-        (caller) => wss.handleUpgrade(req, socket, head, (ws) => serve(ws, caller)),
+        (caller) =>
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            serve(ws, caller);
+            socket.off("close", release);
+            release();
+          }),
         (err: unknown) => {
           const e = ConnectError.from(err);
           const status = e.code === Code.Unauthenticated ? "401 Unauthorized" : "400 Bad Request";
