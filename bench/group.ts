@@ -5,7 +5,7 @@
 import * as hdr from "hdr-histogram-js";
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
-import { ChatSocket } from "../packages/client/src/websocket.js";
+import { RawSocket } from "./rawsocket.js";
 import { sampleAll, usage, type Snapshot } from "./procstat.js";
 
 export interface GroupBenchOptions {
@@ -67,20 +67,20 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
     if (measured) lastRecipient.recordValue(Math.max(1, Math.round((at - p.sentAt) * 1000)));
   };
 
-  const sockets: ChatSocket[] = [];
+  const sockets: RawSocket[] = [];
   const userOf = (n: number) => `bench-group-${n}`;
   const t0 = performance.now();
   for (let i = 0; i < o.members; i += 100) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(100, o.members - i) }, async (_, k) =>
-        ChatSocket.connect({
+        RawSocket.connect({
           url: o.url,
           token: await mintToken({ JWT_HS256_SECRET: DEV_JWT_SECRET }, userOf(i + k)),
           deviceId: "bench",
           localAddress: `127.0.0.${1 + ((i + k) % 8)}`,
           // The bench's messages are spotted in the frame's bytes ("<tag><id>." in the text), not
           // decoded: the generator shares the 2 cores with the mesh it measures.
-          onRaw: (data, at) => {
+          onData: (data, at) => {
             const i = data.indexOf(tagBytes);
             if (i < 0) return false;
             const from = i + tagBytes.length;
@@ -96,8 +96,8 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
   o.log(`connected ${sockets.length} members in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const owner = sockets[0];
   if (owner === undefined) throw new Error("no members");
-  const { conversation } = await owner.call("createGroup", { title: "bench", memberIds: Array.from({ length: o.members - 1 }, (_, i) => userOf(i + 1)) });
-  const conversationId = conversation?.conversationId ?? "";
+  const created = await owner.call("createGroup", { title: "bench", memberIds: Array.from({ length: o.members - 1 }, (_, i) => userOf(i + 1)) });
+  const conversationId = created.response.case === "createGroup" ? (created.response.value.conversation?.conversationId ?? "") : "";
   await new Promise((r) => setTimeout(r, 1000)); // the CREATED message reaches everyone first
 
   let sent = 0;

@@ -39,11 +39,6 @@ export interface ConnectOptions {
    */
   localPort?: number;
   onEvent?: (event: Event, receivedAt: number) => void;
-  /**
-   * Sees each server frame before it is decoded; returning true skips decoding it (a load
-   * generator that only needs to spot its own messages in the bytes saves the decoding).
-   */
-  onRaw?: (data: Buffer, receivedAt: number) => boolean;
 }
 
 /** The edge refused the WebSocket handshake (401, 503 while draining or too busy to take more). */
@@ -67,11 +62,9 @@ export class ChatSocket {
     readonly ws: WebSocket,
     private readonly binary: boolean,
     private readonly onEvent?: (event: Event, receivedAt: number) => void,
-    onRaw?: (data: Buffer, receivedAt: number) => boolean,
   ) {
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const receivedAt = performance.now();
-      if (onRaw?.(data, receivedAt) === true) return;
       const frame = isBinary ? fromBinary(ServerFrameSchema, data) : fromJsonString(ServerFrameSchema, data.toString("utf8"));
       if (frame.response.case === "event") {
         if (this.onEvent !== undefined) this.onEvent(frame.response.value, receivedAt);
@@ -99,7 +92,7 @@ export class ChatSocket {
     const protocol = opts.protocol ?? "chat.v1.proto";
     const ws = new WebSocket(url, [protocol], { perMessageDeflate: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}), ...(opts.localPort ? { localPort: opts.localPort } : {}) });
     return new Promise((resolve, reject) => {
-      ws.once("open", () => resolve(new ChatSocket(ws, protocol === "chat.v1.proto", opts.onEvent, opts.onRaw)));
+      ws.once("open", () => resolve(new ChatSocket(ws, protocol === "chat.v1.proto", opts.onEvent)));
       ws.once("unexpected-response", (_req, res) => reject(new HandshakeError(res.statusCode ?? 0, Number(res.headers["retry-after"] ?? 0) * 1000 || 0)));
       ws.once("error", reject);
     });

@@ -21,7 +21,7 @@ export interface SessionManagerOptions {
   connection: Client<typeof ConnectionService>;
   presence: Client<typeof PresenceService>;
   refreshMs: number;
-  /** Sessions waiting for their registration at most; past it, new clients are turned away (admits()). */
+  /** Clients connecting (reserve()) or sessions waiting for their registration at most; past it, new clients are turned away (admits()). */
   maxRegistering: number;
   logger: Logger;
 }
