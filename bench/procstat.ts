@@ -6,6 +6,8 @@ const clockTicks = 100;
 export interface ProcSample {
   cpuSeconds: number;
   rssBytes: number;
+  /** For a group of processes: each one's own sample, by pid. */
+  parts?: Map<number, ProcSample>;
 }
 
 export function sample(pid: number): ProcSample | undefined {
@@ -47,11 +49,24 @@ function postgresPids(): number[] {
 }
 
 function sampleGroup(pids: number[]): ProcSample | undefined {
-  const all = pids.map(sample).filter((s): s is ProcSample => s !== undefined);
-  return all.length === 0 ? undefined : { cpuSeconds: all.reduce((n, s) => n + s.cpuSeconds, 0), rssBytes: all.reduce((n, s) => n + s.rssBytes, 0) };
+  const parts = new Map<number, ProcSample>();
+  for (const pid of pids) {
+    const s = sample(pid);
+    if (s !== undefined) parts.set(pid, s);
+  }
+  const all = [...parts.values()];
+  return all.length === 0 ? undefined : { cpuSeconds: all.reduce((n, s) => n + s.cpuSeconds, 0), rssBytes: all.reduce((n, s) => n + s.rssBytes, 0), parts };
 }
 
-/** A sample of every named process (POSTGRES: the postgres user's processes together; backends that ended meanwhile are not counted). */
+/** CPU seconds between two samples; of a group, summed over its processes (one that started meanwhile counts from 0; one that ended is not counted). */
+function cpuBetween(b: ProcSample, a: ProcSample): number {
+  if (a.parts === undefined || b.parts === undefined) return a.cpuSeconds - b.cpuSeconds;
+  let sum = 0;
+  for (const [pid, s] of a.parts) sum += s.cpuSeconds - (b.parts.get(pid)?.cpuSeconds ?? 0);
+  return sum;
+}
+
+/** A sample of every named process (POSTGRES: the postgres user's processes together). */
 export const sampleAll = (pids: Record<string, number>): Snapshot =>
   Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid === POSTGRES ? sampleGroup(postgresPids()) : sample(pid)]));
 
@@ -61,7 +76,7 @@ export function usage(before: Snapshot, after: Snapshot, seconds: number): Recor
   for (const [name, a] of Object.entries(after)) {
     const b = before[name];
     if (a === undefined || b === undefined) continue;
-    const cpuSeconds = a.cpuSeconds - b.cpuSeconds;
+    const cpuSeconds = cpuBetween(b, a);
     out[name] = { cpuPercent: Math.round((cpuSeconds / seconds) * 1000) / 10, cpuSeconds, rssMB: Math.round(a.rssBytes / 1e5) / 10 };
   }
   return out;

@@ -1,5 +1,6 @@
-// MessageStoreService. The send path's step 2 lives in `append`: check membership, take the next
-// seq (one append at a time per conversation), store durably, emit MessageCreated, answer.
+// MessageStoreService. The send path's step 2 lives in `append`: look a retry up, check
+// membership, take the next seq (one batch at a time per conversation), store durably, emit
+// MessageCreated, answer.
 import { create } from "@bufbuild/protobuf";
 import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import { ReceiptWatermarksSchema, type Message } from "../../../gen/chat/api/v1/model_pb.js";
