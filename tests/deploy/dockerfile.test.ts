@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { SERVICE_NODE_OPTIONS } from "../../cmd/cluster.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const read = (path: string) => readFileSync(`${ROOT}${path}`, "utf8");
@@ -50,6 +51,11 @@ describe("Dockerfile", () => {
   it("runs on the Node version package.json pins", () => {
     const pinned = (JSON.parse(read("package.json")) as { devDependencies: Record<string, string> }).devDependencies["node"];
     for (const from of stages.filter((s) => s.args.startsWith("node:"))) assert.ok(from.args.startsWith(`node:${pinned}-`), `${from.args} is node ${pinned}`);
+  });
+
+  it("starts Node with the options the local cluster gives its services", () => {
+    const env = runtime.filter((i) => i.op === "ENV").map((i) => i.args).join(" ");
+    assert.match(env, new RegExp(`(^|\\s)NODE_OPTIONS=${SERVICE_NODE_OPTIONS}(\\s|$)`));
   });
 
   it("the final image runs as a non-root numeric user", () => {
