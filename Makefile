@@ -64,9 +64,10 @@ test: deps
 	bash scripts/test.sh
 
 # The load generator against the cluster mode on the real infrastructure (see bench/run.ts for
-# flags: ARGS="--clients 2000 --rate 1000 --duration 30 --sweep 1000,1500,2000,3000").
+# flags: ARGS="--clients 2000 --rate 1000 --duration 30 --sweep 1000,1500,2000,3000"). It runs with
+# the services' Node options (cmd/cluster.ts): its own GC pauses would show up as latency.
 bench: build infra-up
-	source infra/env.sh && node dist/bench/run.js $(ARGS)
+	source infra/env.sh && NODE_OPTIONS=--max-semi-space-size=16 node dist/bench/run.js $(ARGS)
 
 # A development token for the public API: make token USER=alice
 token: build

@@ -53,9 +53,11 @@ describe("Dockerfile", () => {
     for (const from of stages.filter((s) => s.args.startsWith("node:"))) assert.ok(from.args.startsWith(`node:${pinned}-`), `${from.args} is node ${pinned}`);
   });
 
-  it("starts Node with the options the local cluster gives its services", () => {
+  it("starts Node with the options the local cluster gives its services (as `make bench` runs its generator)", () => {
     const env = runtime.filter((i) => i.op === "ENV").map((i) => i.args).join(" ");
     assert.match(env, new RegExp(`(^|\\s)NODE_OPTIONS=${SERVICE_NODE_OPTIONS}(\\s|$)`));
+    const bench = /^bench:.*\n((?:\t.*\n)+)/m.exec(read("Makefile"))?.[1] ?? assert.fail("no bench target");
+    assert.match(bench, new RegExp(`NODE_OPTIONS=${SERVICE_NODE_OPTIONS} node dist/bench/run\\.js`));
   });
 
   it("the final image runs as a non-root numeric user", () => {
