@@ -48,7 +48,9 @@ async function settle<T, R>(batch: Queued<T, R>[], process: (items: T[]) => Prom
  * Runs items with the same key in batches, one batch at a time, in arrival order: items that
  * arrive while a batch of their key runs go together in the next one (up to `maxBatch`). An item
  * for which `alone` holds runs in a batch of its own. `process` answers each item of a batch with
- * its result or an Error (that item's failure); throwing fails the whole batch.
+ * its result or an Error (that item's failure); throwing fails the whole batch. With `gather`, an
+ * idle key's first batch starts at the end of the current turn of the event loop (setImmediate),
+ * not at once, so what else is issued in that turn goes with it.
  */
 export class KeyedBatchQueue<T, R> {
   private readonly queues = new Map<string, Queued<T, R>[]>();
@@ -57,6 +59,7 @@ export class KeyedBatchQueue<T, R> {
     private readonly process: (key: string, items: T[]) => Promise<(R | Error)[]>,
     private readonly maxBatch = 100,
     private readonly alone: (item: T) => boolean = () => false,
+    private readonly gather = false,
   ) {}
 
   run(key: string, item: T): Promise<R> {
@@ -67,7 +70,8 @@ export class KeyedBatchQueue<T, R> {
         return;
       }
       this.queues.set(key, [{ item, resolve, reject }]);
-      void this.drain(key);
+      if (this.gather) setImmediate(() => void this.drain(key));
+      else void this.drain(key);
     });
   }
 

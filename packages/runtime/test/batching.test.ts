@@ -1,5 +1,5 @@
 // Batching helpers: KeyedBatchQueue (per key one batch at a time; what arrives meanwhile goes
-// together next) and TickBatcher (what arrives in one turn of the event loop goes together, batches
+// together next; with gather, an idle key's first batch waits for the end of the turn) and TickBatcher (what arrives in one turn of the event loop goes together, batches
 // run at once); both answer each item on its own.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -49,5 +49,22 @@ describe("batching", () => {
     release();
     assert.deepEqual(await Promise.all([a1, ...rest]), ["a1", "a2", "a3", "b1"]);
     assert.deepEqual(batches, [["a", "a1"], ["b", "b1"], ["a", "a2", "a3"]]);
+  });
+
+  it("KeyedBatchQueue with gather: an idle key's first batch takes what the rest of the turn issues", async () => {
+    const batches: string[][] = [];
+    const q = new KeyedBatchQueue<string, string>(async (_, items) => {
+      batches.push(items);
+      return items;
+    }, 100, () => false, true);
+    const first = q.run("k", "x1");
+    // Issued later in the same turn, after a few promise hops (as a caller's next write would be).
+    const later = Promise.resolve()
+      .then(() => undefined)
+      .then(() => q.run("k", "x2"));
+    assert.deepEqual(await Promise.all([first, later]), ["x1", "x2"]);
+    assert.deepEqual(batches, [["x1", "x2"]]);
+    assert.equal(await q.run("k", "x3"), "x3");
+    assert.deepEqual(batches.at(-1), ["x3"], "a later turn is a batch of its own");
   });
 });

@@ -73,16 +73,18 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
 
   /**
    * The plain writes (idempotency rows, inboxes, receipts, heads): one unlogged batch in flight,
-   * the writes issued meanwhile, whatever their conversation, together in the next. Each needs
-   * no atomicity with the others (receipts and inboxes are max-wins; an idempotency row is
-   * awaited before its message's insert), so a batch is one request where there were many.
+   * the writes issued meanwhile, whatever their conversation, together in the next; when none is
+   * in flight, those issued in the same turn of the event loop go together (a stored batch's
+   * receipt write and the next batch's idempotency rows are issued in one turn). Each needs no
+   * atomicity with the others (receipts and inboxes are max-wins; an idempotency row is awaited
+   * before its message's insert), so a batch is one request where there were many.
    */
   const writes = new KeyedBatchQueue<{ query: string; params: unknown[] }, true>(async (_, batch) => {
     const [only] = batch;
     if (batch.length === 1 && only !== undefined) await client.execute(only.query, only.params, OPTS);
     else await client.batch(batch, { prepare: true, logged: false });
     return batch.map(() => true as const);
-  }, MAX_WRITE_BATCH);
+  }, MAX_WRITE_BATCH, () => false, true);
   const write = (query: string, params: unknown[]): Promise<true> => writes.run("", { query, params });
 
   async function probeLastSeq(conversationId: string): Promise<number> {
