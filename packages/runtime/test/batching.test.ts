@@ -1,6 +1,7 @@
 // Batching helpers: KeyedBatchQueue (per key one batch at a time; what arrives meanwhile goes
-// together next; with gather, an idle key's first batch waits for the end of the turn) and TickBatcher (what arrives in one turn of the event loop goes together, batches
-// run at once); both answer each item on its own.
+// together next; with gather, an idle key's first batch waits for the end of the turn) and
+// TickBatcher (what arrives in one turn of the event loop goes together, batches run at once);
+// both answer each item on its own.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { KeyedBatchQueue, TickBatcher } from "../src/serial.js";
