@@ -91,29 +91,45 @@ export class KeyedBatchQueue<T, R> {
 }
 
 /**
- * Gathers the items that arrive in one turn of the event loop into batches of at most `maxBatch`,
- * each run at once (batches do not wait for each other): a caller's item costs it no more than
- * the rest of the current turn. `process` answers as KeyedBatchQueue's does.
+ * Gathers the items that arrive in one turn of the event loop into batches of at most `maxBatch`.
+ * With `maxInFlight` (default: no bound), at most that many batches run at once: items that arrive
+ * while the bound is reached wait and go together in the next batch, so a busy caller sends fewer,
+ * larger batches; below the bound a caller's item costs it no more than the rest of the current
+ * turn. `process` answers as KeyedBatchQueue's does.
  */
 export class TickBatcher<T, R> {
   private waiting: Queued<T, R>[] = [];
+  private inFlight = 0;
+  private scheduled = false;
 
   constructor(
     private readonly process: (items: T[]) => Promise<(R | Error)[]>,
     private readonly maxBatch = 100,
+    private readonly maxInFlight = Number.POSITIVE_INFINITY,
   ) {}
 
   run(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      if (this.waiting.length === 1) setImmediate(() => this.flush());
+      if (!this.scheduled && this.inFlight < this.maxInFlight) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
+      }
     });
   }
 
   private flush(): void {
-    const all = this.waiting;
-    this.waiting = [];
-    for (let i = 0; i < all.length; i += this.maxBatch) void settle(all.slice(i, i + this.maxBatch), this.process);
+    while (this.waiting.length > 0 && this.inFlight < this.maxInFlight) {
+      const batch = this.waiting.splice(0, this.maxBatch);
+      this.inFlight++;
+      void settle(batch, this.process).finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
+    }
   }
 }
 

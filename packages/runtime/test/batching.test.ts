@@ -1,6 +1,7 @@
 // Batching helpers: KeyedBatchQueue (per key one batch at a time; what arrives meanwhile goes
 // together next; with gather, an idle key's first batch waits for the end of the turn) and
-// TickBatcher (what arrives in one turn of the event loop goes together, batches run at once);
+// TickBatcher (what arrives in one turn of the event loop goes together, batches run at once, or
+// at most maxInFlight at once with the items that wait going together next);
 // both answer each item on its own.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -34,6 +35,39 @@ describe("batching", () => {
     await assert.rejects(b.run(3), /batch failed/);
     release();
     assert.equal(await slow, 1);
+  });
+
+  it("TickBatcher with maxInFlight: items that arrive while the bound is reached go together in the next batch", async () => {
+    const batches: number[][] = [];
+    const releases: (() => void)[] = [];
+    const b = new TickBatcher<number, number>(
+      async (items) => {
+        batches.push(items);
+        await new Promise<void>((r) => releases.push(r));
+        if (items.includes(2)) throw new Error("batch failed");
+        return items;
+      },
+      100,
+      1,
+    );
+    const turn = () => new Promise((r) => setImmediate(r));
+    const first = b.run(1);
+    await turn();
+    const later = [b.run(2), b.run(3)];
+    await turn();
+    later.push(b.run(4));
+    await turn();
+    assert.deepEqual(batches, [[1]], "nothing else starts while one batch is in flight");
+    releases.shift()?.();
+    assert.equal(await first, 1);
+    await turn();
+    assert.deepEqual(batches, [[1], [2, 3, 4]], "the items of three turns went in one batch");
+    releases.shift()?.();
+    for (const p of later) await assert.rejects(p, /batch failed/);
+    const after = b.run(5);
+    await turn();
+    releases.shift()?.();
+    assert.equal(await after, 5, "a failed batch frees its place");
   });
 
   it("KeyedBatchQueue: per key one batch at a time, what arrives meanwhile goes together next", async () => {

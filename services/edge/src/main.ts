@@ -15,7 +15,7 @@ import { startServer } from "../../../packages/runtime/src/server.js";
 import { serve, type ServiceMain } from "../../../packages/runtime/src/service.js";
 import { authInterceptor } from "./api/caller.js";
 import { createChatService } from "./api/connect.js";
-import { createOperations } from "./api/operations.js";
+import { createOperations, DEFAULT_APPEND_CALLS_IN_FLIGHT } from "./api/operations.js";
 import { createWebSocketGateway } from "./api/websocket.js";
 import { createVerifier } from "./auth/verify.js";
 import { ConnectionTable } from "./domain/connections.js";
@@ -53,6 +53,8 @@ const Config = z.object({
   EDGE_MAX_CONNECTING: int(1_000, 1),
   /** How often the edge checks whether to give memory back after a connection surge (memory.ts). 0: never. */
   EDGE_MEMORY_TRIM_MS: int(10_000, 0),
+  /** AppendMany calls to the message store in flight at once; sends that arrive meanwhile go together in the next one. */
+  EDGE_APPEND_CALLS_IN_FLIGHT: int(DEFAULT_APPEND_CALLS_IN_FLIGHT, 1),
   /** Largest client frame or request, in bytes. */
   MAX_FRAME_BYTES: int(256 * 1024, 1024),
   WS_FRAMES_PER_SECOND: int(100, 1),
@@ -85,7 +87,7 @@ export const main: ServiceMain = async (env: Env) => {
     connection,
     presence,
     push: peerClient(PushService, config.PUSH_SERVICE_ADDR),
-  });
+  }, config.EDGE_APPEND_CALLS_IN_FLIGHT);
   const sessions = new SessionManager({ edgeId: config.EDGE_ID, table, connection, presence, refreshMs: config.SESSION_REFRESH_MS, maxRegistering: config.EDGE_MAX_CONNECTING, logger });
   const stopTrim = startMemoryTrim({ everyMs: config.EDGE_MEMORY_TRIM_MS, connections: () => table.size, logger });
   const ws = createWebSocketGateway({
