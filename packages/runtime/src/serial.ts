@@ -95,7 +95,8 @@ export class KeyedBatchQueue<T, R> {
  * With `maxInFlight` (default: no bound), at most that many batches run at once: items that arrive
  * while the bound is reached wait and go together in the next batch, so a busy caller sends fewer,
  * larger batches; below the bound a caller's item costs it no more than the rest of the current
- * turn. `process` answers as KeyedBatchQueue's does.
+ * turn. At most `maxWaiting` items wait; past that an item is refused at once (ResourceExhausted
+ * with a retry hint) rather than queued without bound. `process` answers as KeyedBatchQueue's does.
  */
 export class TickBatcher<T, R> {
   private waiting: Queued<T, R>[] = [];
@@ -106,10 +107,16 @@ export class TickBatcher<T, R> {
     private readonly process: (items: T[]) => Promise<(R | Error)[]>,
     private readonly maxBatch = 100,
     private readonly maxInFlight = Number.POSITIVE_INFINITY,
+    private readonly maxWaiting = Number.POSITIVE_INFINITY,
   ) {}
 
   run(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
+      if (this.waiting.length >= this.maxWaiting) {
+        // Spread out, so the refused ones do not all come back at once.
+        reject(busy("too many requests waiting here: retry after the hint", 250 + Math.random() * 500));
+        return;
+      }
       this.waiting.push({ item, resolve, reject });
       if (!this.scheduled && this.inFlight < this.maxInFlight) {
         this.scheduled = true;

@@ -1,10 +1,12 @@
 // Batching helpers: KeyedBatchQueue (per key one batch at a time; what arrives meanwhile goes
 // together next; with gather, an idle key's first batch waits for the end of the turn) and
 // TickBatcher (what arrives in one turn of the event loop goes together, batches run at once, or
-// at most maxInFlight at once with the items that wait going together next);
+// at most maxInFlight at once with the items that wait going together next, and at most maxWaiting
+// of those);
 // both answer each item on its own.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Code, ConnectError, retryAfterMs } from "../src/errors.js";
 import { KeyedBatchQueue, TickBatcher } from "../src/serial.js";
 
 describe("batching", () => {
@@ -68,6 +70,28 @@ describe("batching", () => {
     await turn();
     releases.shift()?.();
     assert.equal(await after, 5, "a failed batch frees its place");
+  });
+
+  it("TickBatcher with maxWaiting: past the bound an item is refused at once with a retry hint", async () => {
+    let release: () => void = () => undefined;
+    const b = new TickBatcher<number, number>(
+      async (items) => {
+        if (items[0] === 1) await new Promise<void>((r) => (release = r));
+        return items;
+      },
+      100,
+      1,
+      2,
+    );
+    const first = b.run(1);
+    await new Promise((r) => setImmediate(r));
+    const waiting = [b.run(2), b.run(3)];
+    const refused = await Promise.race([b.run(4).then(() => "answered", (err: unknown) => err), new Promise((r) => setTimeout(() => r("still waiting"), 100))]);
+    assert.ok(refused instanceof ConnectError, `a third waiting item was refused at once, not ${String(refused)}`);
+    assert.equal(refused.code, Code.ResourceExhausted);
+    assert.ok(retryAfterMs(refused) > 0, "the refusal carries a retry hint");
+    release();
+    assert.deepEqual(await Promise.all([first, ...waiting]), [1, 2, 3], "the waiting ones still go");
   });
 
   it("KeyedBatchQueue: per key one batch at a time, what arrives meanwhile goes together next", async () => {

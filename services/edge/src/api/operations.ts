@@ -41,13 +41,16 @@ const systemMessage = (r: { systemMessage?: Message | undefined }) => (r.systemM
 const MAX_APPENDS_PER_CALL = 100;
 /** AppendMany calls in flight at once by default (EDGE_APPEND_CALLS_IN_FLIGHT). */
 export const DEFAULT_APPEND_CALLS_IN_FLIGHT = 2;
+/** Sends waiting for a call at most; past it a send is refused at once (ResourceExhausted, retry hint). */
+const MAX_WAITING_APPENDS = 1024;
 
 export function createOperations({ group, messageStore, connection, presence, push }: Peers, appendCallsInFlight = DEFAULT_APPEND_CALLS_IN_FLIGHT): Operations {
   // Every client's sends that arrive in one turn of the event loop go to the message store in one
   // AppendMany call (a call costs both processes far more than the message in it), each with its
   // own trace, each answered on its own. At most `appendCallsInFlight` calls at once: the sends
   // that arrive meanwhile wait for one to finish and go together in the next call, so under load
-  // the calls grow instead of multiplying.
+  // the calls grow instead of multiplying; when the store falls behind, sends past
+  // MAX_WAITING_APPENDS are refused at once (the client retries with the same client_msg_id).
   const appends = new TickBatcher<MessageInitShape<typeof TracedAppendSchema>, AppendResponse>(async (items) => {
     const r = await messageStore.appendMany({ appends: items });
     return items.map((_, i) => {
@@ -56,7 +59,7 @@ export function createOperations({ group, messageStore, connection, presence, pu
       if (o?.case === "error") return o.value.retryAfterMs > 0 ? busy(o.value.message, o.value.retryAfterMs) : new ConnectError(o.value.message, o.value.code);
       return new Error("the message store answered an AppendMany without this append's outcome");
     });
-  }, MAX_APPENDS_PER_CALL, appendCallsInFlight);
+  }, MAX_APPENDS_PER_CALL, appendCallsInFlight, MAX_WAITING_APPENDS);
 
   /** The caller's view of one conversation; PermissionDenied when not a member, NotFound when it does not exist. */
   async function view(caller: Caller, conversationId: string, peerId = ""): Promise<Conversation> {
