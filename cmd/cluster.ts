@@ -35,6 +35,8 @@ export interface ClusterProcess {
 
 /** The internal port of edge i > 0 is this plus i (plus the offset): clear of the services' 9100-9106. */
 export const EXTRA_EDGE_PORT = 9120;
+/** The port of message-store replica i > 0 is this plus i (plus the offset). */
+export const EXTRA_STORE_PORT = 9130;
 
 const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
 
@@ -47,7 +49,10 @@ const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
  */
 export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=16";
 
-/** The environment of one service process (`instance` > 0: one more edge, with ports of its own). */
+/**
+ * The environment of one service process (`instance` > 0: one more edge, with ports of its own, or
+ * one more message-store replica, with its own port and seq-lease name).
+ */
 export function serviceEnv(name: ServiceName, opts: ClusterOptions, instance = 0): Env {
   const service = findService(name);
   if (service === undefined) throw new Error(`unknown service ${name}`);
@@ -55,7 +60,8 @@ export function serviceEnv(name: ServiceName, opts: ClusterOptions, instance = 0
   const env = meshAddresses({ ...opts.env, BUS_DRIVER: "kafka", BUS_NAMESPACE: opts.busNamespace ?? opts.env["BUS_NAMESPACE"] ?? "" }, offset);
   const own = { ...env, ...service.clusterEnv, PORT: portOf(service, env), ...opts.overrides?.[name] };
   if (instance === 0) return own;
-  if (name !== "edge") throw new Error(`only the edge runs several instances here, not ${name}`);
+  if (name === "message-store") return { ...own, PORT: String(EXTRA_STORE_PORT + offset + instance), INSTANCE_NAME: `message-store-${instance}` };
+  if (name !== "edge") throw new Error(`only the edge and the message store run several instances here, not ${name}`);
   return { ...own, PORT: String(EXTRA_EDGE_PORT + offset + instance), PUBLIC_PORT: String(Number(env["PUBLIC_PORT"]) + instance) };
 }
 
@@ -83,7 +89,7 @@ export async function spawnChat(args: string | string[], env: Env, logDir: strin
   return child;
 }
 
-/** Starts one service process (`instance` > 0: one more edge; its log is edge-<i>.log). */
+/** Starts one service process (`instance` > 0: one more edge or message store; its log is <name>-<i>.log). */
 export async function startService(name: ServiceName, opts: ClusterOptions, instance = 0): Promise<ClusterProcess> {
   const env = serviceEnv(name, opts, instance);
   const child = await spawnChat(name, env, opts.logDir, process.env, instance === 0 ? name : `${name}-${instance}`);

@@ -25,7 +25,7 @@ export const SERVICES = [
   { name: "group", main: group.main, migrate: group.migrate, port: group.DEFAULT_PORT, addrSetting: "GROUP_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "postgres" } },
   { name: "connection", main: connection.main, port: connection.DEFAULT_PORT, addrSetting: "CONNECTION_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "redis" } },
   { name: "presence", main: presence.main, port: presence.DEFAULT_PORT, addrSetting: "PRESENCE_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "redis" } },
-  { name: "message-store", main: messageStore.main, migrate: messageStore.migrate, port: messageStore.DEFAULT_PORT, addrSetting: "MESSAGE_STORE_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "cassandra" } },
+  { name: "message-store", main: messageStore.main, migrate: messageStore.migrate, port: messageStore.DEFAULT_PORT, addrSetting: "MESSAGE_STORE_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "cassandra", INSTANCE_NAME: "message-store-0" } },
   { name: "push", main: push.main, migrate: push.migrate, port: push.DEFAULT_PORT, addrSetting: "PUSH_SERVICE_ADDR", clusterEnv: { STORE_DRIVER: "postgres" } },
   { name: "routing", main: routing.main, port: routing.DEFAULT_PORT, addrSetting: "ROUTING_SERVICE_ADDR", clusterEnv: {} },
   { name: "edge", main: edge.main, port: edge.DEFAULT_PORT, addrSetting: "EDGE_SERVICE_ADDR", clusterEnv: {} },

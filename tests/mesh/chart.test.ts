@@ -185,6 +185,10 @@ describe("the Helm chart boots the mesh (helm template -> one process per Deploy
     assert.equal(edge.find((v) => v.name === "POD_IP")?.valueFrom?.fieldRef?.fieldPath, "status.podIP");
     assert.equal(edge.find((v) => v.name === "ADVERTISE_ADDR")?.value, "$(POD_IP):9100");
     assert.equal(edge.find((v) => v.name === "EDGE_ID")?.valueFrom?.fieldRef?.fieldPath, "metadata.name");
+    // Message-store replicas hold seq leases under their pod's name and pass appends on to each other at the pod IP.
+    const store = podOf(deployments().find((d) => componentOf(d) === "message-store") ?? assert.fail()).spec.containers[0]?.env ?? [];
+    assert.equal(store.find((v) => v.name === "ADVERTISE_ADDR")?.value, "$(POD_IP):9102");
+    assert.equal(store.find((v) => v.name === "INSTANCE_NAME")?.valueFrom?.fieldRef?.fieldPath, "metadata.name");
   });
 
   it("each NetworkPolicy admits exactly the services that call it (from the rendered wiring)", () => {
@@ -199,6 +203,8 @@ describe("the Helm chart boots the mesh (helm template -> one process per Deploy
     }
     // Routing and presence reach each edge at the address the edge registers (ADVERTISE_ADDR), not by setting.
     callers.get("edge")?.add("routing").add("presence");
+    // Message-store replicas reach each other at the address in a seq lease (ADVERTISE_ADDR).
+    callers.get("message-store")?.add("message-store");
     for (const np of objects.filter((o) => o.kind === "NetworkPolicy")) {
       const service = componentOf(np);
       const port = SERVICES.find((s) => s.name === service)?.port;

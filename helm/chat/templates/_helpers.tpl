@@ -2,13 +2,15 @@
 The services, as the code wires them (cmd/services.ts and each services/<name>/src/main.ts):
 its gRPC port, the store it uses, whether it uses the Kafka bus, and the peers it dials through
 *_SERVICE_ADDR settings. `dials` are peers reached without such a setting: routing and presence call each
-edge at the address the edge registers with the connection service (ADVERTISE_ADDR, the pod IP).
+edge at the address the edge registers with the connection service (ADVERTISE_ADDR, the pod IP), and a
+message-store replica passes an append on to the replica that writes its conversation, at the address
+that one put in its seq lease (ADVERTISE_ADDR, the pod IP).
 NetworkPolicies are derived from this table, so they admit exactly the callers.
 */}}
 {{- define "chat.catalog" -}}
 edge: {port: 9100, addr: EDGE_SERVICE_ADDR, store: "", bus: false, peers: [connection, group, message-store, presence, push], dials: []}
 connection: {port: 9101, addr: CONNECTION_SERVICE_ADDR, store: redis, bus: false, peers: [], dials: []}
-message-store: {port: 9102, addr: MESSAGE_STORE_SERVICE_ADDR, store: cassandra, bus: true, peers: [group], dials: []}
+message-store: {port: 9102, addr: MESSAGE_STORE_SERVICE_ADDR, store: cassandra, bus: true, peers: [group], dials: [message-store]}
 routing: {port: 9103, addr: ROUTING_SERVICE_ADDR, store: "", bus: true, peers: [group, connection], dials: [edge]}
 presence: {port: 9104, addr: PRESENCE_SERVICE_ADDR, store: redis, bus: false, peers: [connection, group], dials: [edge]}
 group: {port: 9105, addr: GROUP_SERVICE_ADDR, store: postgres, bus: true, peers: [message-store], dials: []}

@@ -16,10 +16,13 @@ export const unimplemented = (what: string, issue: string) =>
 /** The metadata key of a refusal's retry hint, in milliseconds (passed on to clients). */
 export const RETRY_AFTER_MS = "retry-after-ms";
 
-/** A ResourceExhausted refusal that tells the caller when to come back. */
-export function busy(message: string, retryAfterMs: number): ConnectError {
-  return new ConnectError(message, Code.ResourceExhausted, { [RETRY_AFTER_MS]: String(Math.max(1, Math.round(retryAfterMs))) });
+/** A refusal with `code` that tells the caller when to come back. */
+export function retryLater(code: Code, message: string, retryAfterMs: number): ConnectError {
+  return new ConnectError(message, code, { [RETRY_AFTER_MS]: String(Math.max(1, Math.round(retryAfterMs))) });
 }
+
+/** A ResourceExhausted refusal that tells the caller when to come back. */
+export const busy = (message: string, retryAfterMs: number): ConnectError => retryLater(Code.ResourceExhausted, message, retryAfterMs);
 
 /** A refusal's retry hint, in milliseconds (0 when it has none). */
 export function retryAfterMs(err: ConnectError): number {

@@ -8,8 +8,9 @@ import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import { AppendOutcomeSchema, AppendResponseSchema, type AppendOutcome, type AppendRequest, type AppendResponse, type MessageStoreService, type SyncRequest } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
-import { invalidArgument, permissionDenied, resourceExhausted, retryAfterMs } from "../../../packages/runtime/src/errors.js";
-import { extractTraceContext, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
+import { appendManyBatcher } from "../../../packages/runtime/src/append-many.js";
+import { Code, invalidArgument, permissionDenied, resourceExhausted, retryAfterMs, retryLater } from "../../../packages/runtime/src/errors.js";
+import { extractTraceContext, injectTraceHeaders, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { MembershipCache } from "./memberships.js";
 import { pageRange } from "./domain/sequencing.js";
 import { Gate, KeyedBatchQueue } from "../../../packages/runtime/src/serial.js";
@@ -21,6 +22,8 @@ export interface MessageStoreHandlerOptions {
   store: MessageStore;
   bus: Bus;
   group: Client<typeof GroupService>;
+  /** Another replica of this service, by address: where an append goes when that replica writes its conversation. */
+  replica?: (address: string) => Client<typeof MessageStoreService>;
   now?: () => Date;
   newId?: () => string;
   /** Syncs run at once, and waiting beyond which new ones are refused with ResourceExhausted (retry later). */
@@ -36,6 +39,11 @@ export interface MessageStoreHandlerOptions {
 }
 
 const DEFAULT_PAGE = 50;
+/** Marks an AppendMany call one replica forwards to another: the receiver never forwards it again. */
+export const FORWARDED_HEADER = "chat-forwarded";
+/** Appends per forwarded AppendMany call at most, and such calls in flight per replica at most. */
+const MAX_FORWARDED_PER_CALL = 100;
+const FORWARD_CALLS_IN_FLIGHT = 2;
 export const DEFAULT_INBOX_FANOUT_MAX_MEMBERS = 64;
 const DEFAULT_SYNC_PAGE = 200;
 const MAX_SYNC_CONVERSATIONS = 100;
@@ -68,6 +76,8 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   let inflight = 0;
   /** Appends in progress, by conversation, sender and client_msg_id. */
   const inProgress = new Map<string, Promise<AppendResponse>>();
+  /** Appends on their way to the replica that writes their conversation, by its address. */
+  const forwarders = new Map<string, ReturnType<typeof appendManyBatcher>>();
 
   const memberships = new MembershipCache(group, MEMBER_CACHE_MS);
   // A reconnect storm's Syncs run 32 at a time, in arrival order, instead of all at once.
@@ -158,10 +168,36 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     return a.kind === "member" ? undefined : permissionDenied(`${req.senderId} is not a member of ${conversationId}`);
   }
 
-  async function append(req: AppendRequest): Promise<AppendResponse> {
+  /**
+   * One replica writes each conversation's seqs (store.writer): an append that reaches another is
+   * passed on to it (once: a forwarded one that finds the lease moved again is refused, and the
+   * client's retry finds the new writer).
+   */
+  function forward(address: string, req: AppendRequest): Promise<AppendResponse> {
+    const replica = opts.replica;
+    if (replica === undefined) throw new Error("an append belongs to another replica, and this one has no way to reach it");
+    let forwarder = forwarders.get(address);
+    if (forwarder === undefined) {
+      forwarder = appendManyBatcher(replica(address), { maxPerCall: MAX_FORWARDED_PER_CALL, callsInFlight: FORWARD_CALLS_IN_FLIGHT, maxWaiting: maxInflight, headers: { [FORWARDED_HEADER]: "1" } });
+      forwarders.set(address, forwarder);
+    }
+    return forwarder.run({ append: req, traceHeaders: injectTraceHeaders() });
+  }
+
+  async function append(req: AppendRequest, forwarded = false): Promise<AppendResponse> {
     // Under overload, refuse at once rather than queue without bound: the client retries with
     // the same client_msg_id, and the others' messages keep flowing.
     if (inflight >= maxInflight) throw resourceExhausted("the message store is busy: retry the send shortly");
+    const writer = store.writer(req.conversationId);
+    if (writer.kind === "peer" && !forwarded) {
+      inflight++;
+      try {
+        return await forward(writer.address, req);
+      } finally {
+        inflight--;
+      }
+    }
+    if (writer.kind !== "self") throw retryLater(Code.Unavailable, `no message-store replica writes ${req.conversationId} at this moment (its shard's lease is changing hands): retry shortly`, 500);
     // A repeat of an append still in progress here waits for it and gets its message; so when an
     // append looks itself up, any earlier one of it has finished (or never stored it).
     const key = `${req.conversationId}\n${req.senderId}\n${req.clientMsgId}`;
@@ -206,15 +242,16 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
     membershipChanged(conversationId, seq) {
       memberships.changed(conversationId, seq);
     },
-    append,
-    async appendMany(req) {
+    append: (req) => append(req),
+    async appendMany(req, ctx) {
+      const forwarded = ctx.requestHeader.get(FORWARDED_HEADER) === "1";
       // Each append in its own trace (the send's), all at once: appends of one conversation still
       // go one batch after another in arrival order (the queue in append).
       const outcomes = await Promise.all(
         req.appends.map(async ({ append: one, traceHeaders }): Promise<AppendOutcome> => {
           if (one === undefined) return outcomeOf(invalidArgument("appends: append is required"));
           try {
-            const appended = await withSpanFor("append message", [extractTraceContext(traceHeaders)], () => append(one), { "chat.conversation_id": one.conversationId });
+            const appended = await withSpanFor("append message", [extractTraceContext(traceHeaders)], () => append(one, forwarded), { "chat.conversation_id": one.conversationId });
             return create(AppendOutcomeSchema, { outcome: { case: "appended", value: appended } });
           } catch (err) {
             return outcomeOf(err);

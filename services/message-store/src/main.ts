@@ -1,5 +1,7 @@
 // Wiring only: config -> telemetry -> drivers -> server. The one file that picks drivers.
+import { hostname } from "node:os";
 import { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
+import { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import { migrateCql } from "../../../packages/runtime/src/cassandra.js";
 import { peerClient } from "../../../packages/runtime/src/clients.js";
 import { address, commonSettings, driver, int, loadConfig, port, z, type Env } from "../../../packages/runtime/src/config.js";
@@ -12,6 +14,7 @@ import { createMessageStoreHandler, DEFAULT_INBOX_FANOUT_MAX_MEMBERS } from "./h
 import { routes, services } from "./routes.js";
 import { createCassandraMessageStore } from "./store/cassandra.js";
 import { createEmbeddedMessageStore } from "./store/embedded.js";
+import { createSeqLeases, DEFAULT_LEASE_MS, leaseTiming, type SeqLeases } from "./store/leases.js";
 import { cqlMigrations, sqlMigrations } from "./store/migrations.js";
 import type { MessageStore } from "./store/port.js";
 
@@ -22,6 +25,12 @@ const StoreConfig = z.object({
   ...commonSettings,
   ...cassandraSettings,
   STORE_DRIVER: driver(["embedded", "cassandra"], "embedded"),
+  // This replica's name in the seq leases (store/leases.ts): a restart under the same name takes
+  // its shards back at once, so two live replicas must never share one (a pod's name does).
+  INSTANCE_NAME: z.string().min(1).max(128).default(`${hostname()}-${process.pid}`),
+  // How long a seq lease lasts (margin 40% of it, renewed every 20%): a replica that dies without
+  // giving its shards up (kill -9, a lost node) holds them this long plus the margin.
+  SEQ_LEASE_MS: int(DEFAULT_LEASE_MS, 1000),
 });
 
 const Config = z.object({
@@ -30,10 +39,15 @@ const Config = z.object({
   PORT: port(DEFAULT_PORT),
   GROUP_SERVICE_ADDR: address(),
   INBOX_FANOUT_MAX_MEMBERS: int(DEFAULT_INBOX_FANOUT_MAX_MEMBERS, 2),
+  /** host:port where the other replicas reach this one (default: the address it listens on). */
+  ADVERTISE_ADDR: address().optional(),
 });
 
-/** The configured store with its migrations applied (the ids this call applied). */
-async function openStore(config: z.infer<typeof StoreConfig>, logger: Logger): Promise<{ store: MessageStore; applied: string[] }> {
+/**
+ * The configured store with its migrations applied (the ids this call applied), and for the
+ * Cassandra driver its seq leases, not yet started.
+ */
+async function openStore(config: z.infer<typeof StoreConfig>, logger: Logger): Promise<{ store: MessageStore; applied: string[]; leases?: SeqLeases }> {
   switch (config.STORE_DRIVER) {
     case "embedded": {
       const sql = await openConfiguredSql({ ...config, STORE_DRIVER: "embedded" }, "message-store");
@@ -43,7 +57,8 @@ async function openStore(config: z.infer<typeof StoreConfig>, logger: Logger): P
     case "cassandra": {
       const session = await openConfiguredCassandra(config);
       const applied = await migrateCql(session, "message-store", cqlMigrations);
-      return { store: createCassandraMessageStore(session.client, { logger }), applied };
+      const leases = createSeqLeases(session.client, { instance: config.INSTANCE_NAME, timing: leaseTiming(config.SEQ_LEASE_MS), logger });
+      return { store: createCassandraMessageStore(session.client, { leases, logger }), applied, leases };
     }
   }
 }
@@ -58,12 +73,18 @@ export const migrate: StoreMigrate = async (env) => {
 export const main: ServiceMain = async (env: Env) => {
   const config = loadConfig(Config, env);
   const logger = createLogger("message-store");
-  const { store } = await openStore(config, logger);
+  const { store, leases } = await openStore(config, logger);
   await store.health();
   const bus = await openConfiguredBus(config, "message-store", logger);
-  const handler = createMessageStoreHandler({ store, bus, group: peerClient(GroupService, config.GROUP_SERVICE_ADDR), inboxFanoutMaxMembers: config.INBOX_FANOUT_MAX_MEMBERS });
+  const handler = createMessageStoreHandler({
+    store,
+    bus,
+    group: peerClient(GroupService, config.GROUP_SERVICE_ADDR),
+    replica: (addr) => peerClient(MessageStoreService, addr),
+    inboxFanoutMaxMembers: config.INBOX_FANOUT_MAX_MEMBERS,
+  });
   const membershipChanges = await consumeMembershipChanges(bus, handler);
-  return serve({
+  const running = await serve({
     name: "message-store",
     config,
     services,
@@ -72,4 +93,7 @@ export const main: ServiceMain = async (env: Env) => {
     readMaxBytes: 1024 * 1024,
     closers: [() => store.close(), () => bus.close(), () => membershipChanges.stop()],
   });
+  // Up once it knows which conversations it writes (until then an append is refused: retry).
+  await leases?.start(config.ADVERTISE_ADDR ?? running.address);
+  return running;
 };

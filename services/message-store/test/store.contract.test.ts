@@ -6,17 +6,19 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { migrateCql, openCassandra, type CassandraSession } from "../../../packages/runtime/src/cassandra.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { openPglite } from "../../../packages/runtime/src/sql/pglite.js";
 import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
 import { createCassandraMessageStore } from "../src/store/cassandra.js";
 import { createEmbeddedMessageStore } from "../src/store/embedded.js";
+import { createSeqLeases, leaseTiming, SHARDS, shardOf, type SeqLeases } from "../src/store/leases.js";
 import { cqlMigrations, sqlMigrations } from "../src/store/migrations.js";
 import type { MessageStore, NewMessage } from "../src/store/port.js";
 
 interface Driver {
-  /** A store; several calls give several independent writers over the same data. */
+  /** A store of the one replica that writes every conversation here. */
   open(): Promise<MessageStore>;
   close(): Promise<void>;
 }
@@ -31,7 +33,7 @@ const text = (conversationId: string, senderId: string, clientMsgId: string, bod
   content: { case: "text", value: body },
 });
 
-function messageStoreContract(name: string, driver: () => Promise<Driver>, opts: { writers: number }): void {
+function messageStoreContract(name: string, driver: () => Promise<Driver>): void {
   describe(`message store contract: ${name}`, () => {
     let d: Driver;
     const conv = () => `c-${randomBytes(6).toString("hex")}`;
@@ -90,19 +92,6 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>, opts:
       assert.equal((await store.range(c, 1, 40)).length, 40);
     });
 
-    if (opts.writers > 1) {
-      it("a second writer with a stale counter never reuses a seq", async () => {
-        const a = await d.open();
-        const b = await d.open();
-        const c = conv();
-        const seqs: number[] = [];
-        for (let i = 0; i < 12; i++) seqs.push(Number((await (i % 3 === 0 ? b : a).append(text(c, "alice", `w${i}`))).message.seq));
-        assert.deepEqual(seqs, Array.from({ length: 12 }, (_, i) => i + 1));
-        const stored = await a.range(c, 1, 12);
-        assert.deepEqual(stored.map((m) => m.content.value), Array.from({ length: 12 }, (_, i) => `w${i}`));
-      });
-    }
-
     it("raises receipt watermarks, never lowers them, even under concurrent reports", async () => {
       const store = await d.open();
       const c = conv();
@@ -152,7 +141,6 @@ messageStoreContract(
     await migrateSql(sql, "message-store", sqlMigrations);
     return { open: async () => createEmbeddedMessageStore(sql), close: () => sql.close() };
   },
-  { writers: 1 },
 );
 
 messageStoreContract(
@@ -161,10 +149,17 @@ messageStoreContract(
     const contactPoints = (process.env["CASSANDRA_CONTACT_POINTS"] ?? assert.fail("CASSANDRA_CONTACT_POINTS is not set: run through 'make test' (real Cassandra required)")).split(",");
     const session: CassandraSession = await openCassandra({ contactPoints, localDataCenter: process.env["CASSANDRA_LOCAL_DC"] ?? "datacenter1", keyspace: "chat_contract" });
     await migrateCql(session, "message-store", cqlMigrations);
-    // Each writer is its own store (its own counters), as two message-store processes would be.
-    return { open: async () => createCassandraMessageStore(session.client, { bucketSize: 10 }), close: () => session.close() };
+    // One replica holding every shard's seq lease (two replicas: the suite below).
+    const leases = createSeqLeases(session.client, { instance: `contract-${randomBytes(4).toString("hex")}`, timing: leaseTiming(1500) });
+    await leases.start("127.0.0.1:1");
+    return {
+      open: async () => createCassandraMessageStore(session.client, { leases, bucketSize: 10 }),
+      close: async () => {
+        await leases.close();
+        await session.close();
+      },
+    };
   },
-  { writers: 2 },
 );
 
 describe("embedded message store persistence", () => {
@@ -182,3 +177,105 @@ describe("embedded message store persistence", () => {
     await second.close();
   });
 });
+
+describe("cassandra seq leases: one replica writes each conversation", () => {
+  const timing = leaseTiming(1500);
+  let session: CassandraSession;
+  const opened: SeqLeases[] = [];
+  after(async () => {
+    await Promise.all(opened.map((l) => l.close()));
+    await session?.close();
+  });
+
+  /** A replica's leases and store; `kill()` makes its Cassandra client fail every request from then on (a dead or cut-off process). */
+  async function replica(instance: string, address: string) {
+    let dead = false;
+    const client = new Proxy(session.client, {
+      get: (target, prop, receiver) =>
+        prop === "execute" ? (...args: Parameters<typeof target.execute>) => (dead ? Promise.reject(new Error("this replica is dead")) : target.execute(...args)) : (Reflect.get(target, prop, receiver) as unknown),
+    });
+    const leases = createSeqLeases(client, { instance, timing });
+    opened.push(leases);
+    await leases.start(address);
+    return { leases, store: createCassandraMessageStore(client, { leases, bucketSize: 10 }), kill: () => (dead = true) };
+  }
+  const conv = () => `c-${randomBytes(6).toString("hex")}`;
+  const values = async (store: MessageStore, c: string, n: number) => (await store.range(c, 1, n)).map((m) => m.content.value);
+
+  it("a second replica writes nothing where the first holds the lease: it names the first, and takes over gap-free once the first stops", async () => {
+    const contactPoints = (process.env["CASSANDRA_CONTACT_POINTS"] ?? assert.fail("CASSANDRA_CONTACT_POINTS is not set: run through 'make test' (real Cassandra required)")).split(",");
+    session = await openCassandra({ contactPoints, localDataCenter: process.env["CASSANDRA_LOCAL_DC"] ?? "datacenter1", keyspace: "chat_leases" });
+    await migrateCql(session, "message-store", cqlMigrations);
+    const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.1:9102");
+    const b = await replica(`b-${randomBytes(3).toString("hex")}`, "10.0.0.2:9102");
+    const c = conv();
+    assert.deepEqual(a.store.writer(c), { kind: "self" });
+    assert.deepEqual(b.store.writer(c), { kind: "peer", address: "10.0.0.1:9102" });
+    for (let i = 1; i <= 3; i++) await a.store.append(text(c, "alice", `m${i}`));
+    await assert.rejects(b.store.append(text(c, "alice", "from-b")), (err: ConnectError) => err.code === Code.Unavailable);
+    assert.deepEqual(await values(a.store, c, 10), ["m1", "m2", "m3"], "the refused append wrote nothing");
+
+    await a.leases.close(); // gives every shard up: b takes them in its next round, without waiting for expiry
+    await until(() => b.store.writer(c).kind === "self", 2 * timing.renewEveryMs + 1000);
+    await assert.rejects(a.store.append(text(c, "alice", "late")), (err: ConnectError) => err.code === Code.Unavailable);
+    for (let i = 4; i <= 6; i++) assert.equal(Number((await b.store.append(text(c, "bob", `m${i}`))).message.seq), i);
+    assert.deepEqual(await values(b.store, c, 10), ["m1", "m2", "m3", "m4", "m5", "m6"]);
+    assert.equal((await b.store.append(text(c, "alice", "m2"))).created, false, "a retry of the first replica's message is found");
+    await b.leases.close();
+  });
+
+  it("a holder that can no longer renew stops writing before anyone else may start, and is taken over after expiry plus the margin", async () => {
+    const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.3:9102");
+    const b = await replica(`b-${randomBytes(3).toString("hex")}`, "10.0.0.4:9102");
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    await a.store.append(text(c, "alice", "m1"));
+    a.kill();
+    const start = performance.now();
+    let aStopped = 0;
+    let bStarted = 0;
+    while (bStarted === 0 && performance.now() - start < timing.leaseMs + 3 * timing.marginMs + 2000) {
+      const aValid = a.leases.tenure(c) !== undefined;
+      const bValid = b.leases.tenure(c) !== undefined;
+      assert.ok(!(aValid && bValid), "never two writers at once");
+      if (!aValid && aStopped === 0) aStopped = performance.now();
+      if (bValid) bStarted = performance.now();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(aStopped > 0 && bStarted > 0, "the dead holder's shard was taken over");
+    assert.ok(bStarted - aStopped >= 2 * timing.marginMs - 100, `taken over ${Math.round(bStarted - aStopped)} ms after the holder stopped: at least twice the margin`);
+    assert.equal(Number((await b.store.append(text(c, "bob", "m2"))).message.seq), 2, "the new holder reads the last seq before writing");
+    await b.leases.close();
+  });
+
+  it("a replica restarted under the same name takes its shards back at once", async () => {
+    const name = `a-${randomBytes(3).toString("hex")}`;
+    const a = await replica(name, "10.0.0.5:9102");
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    await a.store.append(text(c, "alice", "m1"));
+    a.kill();
+    const again = await replica(name, "10.0.0.6:9102");
+    assert.deepEqual(again.store.writer(c), { kind: "self" }, "no wait for the old life's lease");
+    assert.equal(Number((await again.store.append(text(c, "alice", "m2"))).message.seq), 2);
+  });
+
+  it("spreads conversations over every shard", () => {
+    const seen = new Set(Array.from({ length: 2000 }, (_, i) => shardOf(`conversation-${i}`)));
+    assert.equal(seen.size, SHARDS);
+  });
+});
+
+async function someConversation(ok: (id: string) => boolean): Promise<string> {
+  for (let i = 0; i < 1000; i++) {
+    const id = `c-${randomBytes(6).toString("hex")}`;
+    if (ok(id)) return id;
+  }
+  return assert.fail("no conversation in a shard this replica holds");
+}
+
+async function until(ok: () => boolean, withinMs: number): Promise<void> {
+  const start = performance.now();
+  while (!ok()) {
+    if (performance.now() - start > withinMs) assert.fail(`not within ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

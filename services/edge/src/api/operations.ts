@@ -1,19 +1,17 @@
 // The public API's operations, one per ChatService unary method, as the authenticated caller.
 // Both faces of the edge run these same functions: Connect/gRPC calls (api/connect.ts) and
 // WebSocket frames (api/websocket.ts). Each forwards to the service that owns the data.
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
+import type { Client, ServiceImpl } from "@connectrpc/connect";
 import type { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import { Role } from "../../../../gen/chat/api/v1/enums_pb.js";
 import type { Conversation, Message } from "../../../../gen/chat/api/v1/model_pb.js";
 import type { ConnectionService } from "../../../../gen/chat/connection/v1/connection_pb.js";
 import type { GroupService } from "../../../../gen/chat/group/v1/group_pb.js";
-import type { AppendResponse, MessageStoreService, TracedAppendSchema } from "../../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import type { MessageStoreService } from "../../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { PresenceService } from "../../../../gen/chat/presence/v1/presence_pb.js";
 import type { PushService } from "../../../../gen/chat/push/v1/push_pb.js";
-import { busy } from "../../../../packages/runtime/src/errors.js";
+import { appendManyBatcher } from "../../../../packages/runtime/src/append-many.js";
 import { currentMembership } from "../../../../packages/runtime/src/members.js";
-import { TickBatcher } from "../../../../packages/runtime/src/serial.js";
 import { injectTraceHeaders } from "../../../../packages/runtime/src/telemetry/propagation.js";
 import { conversationView } from "../domain/views.js";
 import type { Caller } from "./caller.js";
@@ -51,15 +49,7 @@ export function createOperations({ group, messageStore, connection, presence, pu
   // that arrive meanwhile wait for one to finish and go together in the next call, so under load
   // the calls grow instead of multiplying; when the store falls behind, sends past
   // MAX_WAITING_APPENDS are refused at once (the client retries with the same client_msg_id).
-  const appends = new TickBatcher<MessageInitShape<typeof TracedAppendSchema>, AppendResponse>(async (items) => {
-    const r = await messageStore.appendMany({ appends: items });
-    return items.map((_, i) => {
-      const o = r.outcomes[i]?.outcome;
-      if (o?.case === "appended") return o.value;
-      if (o?.case === "error") return o.value.retryAfterMs > 0 ? busy(o.value.message, o.value.retryAfterMs) : new ConnectError(o.value.message, o.value.code);
-      return new Error("the message store answered an AppendMany without this append's outcome");
-    });
-  }, MAX_APPENDS_PER_CALL, appendCallsInFlight, MAX_WAITING_APPENDS);
+  const appends = appendManyBatcher(messageStore, { maxPerCall: MAX_APPENDS_PER_CALL, callsInFlight: appendCallsInFlight, maxWaiting: MAX_WAITING_APPENDS });
 
   /** The caller's view of one conversation; PermissionDenied when not a member, NotFound when it does not exist. */
   async function view(caller: Caller, conversationId: string, peerId = ""): Promise<Conversation> {

@@ -1,24 +1,27 @@
-// Cassandra driver. Rows live in partitions (conversation_id, bucket); the seq of a new message is
-// guarded by a lightweight transaction (INSERT ... IF NOT EXISTS), so a stale counter (another
-// writer, a restart) can never reuse a seq: on conflict the counter is re-seeded from the store.
+// Cassandra driver. Rows live in partitions (conversation_id, bucket). A conversation's seqs are
+// written by one replica, the holder of its shard's lease (leases.ts), with plain writes: its
+// counter is read from the store when it takes the shard (or on first use, or after a failed
+// write) and trusted only under that tenure, and every write first checks the tenure is still
+// valid, so a replica that lost a shard never writes a seq again.
 // Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
 // verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
-// Plain writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per
-// request, not per row.
-import cassandra from "cassandra-driver";
-import type { Client } from "cassandra-driver";
+// Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
+// not per row.
+import type { Client, types } from "cassandra-driver";
 import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
+import { Code, retryLater } from "../../../../packages/runtime/src/errors.js";
 import { KeyedBatchQueue } from "../../../../packages/runtime/src/serial.js";
 import { BUCKET_SIZE, bucketOf } from "../domain/sequencing.js";
 import { encodeContent, toMessage, withSeq, type MessageRow } from "./codec.js";
+import { Long, num } from "./cql.js";
+import type { SeqLeases } from "./leases.js";
 import { NO_WATERMARKS, raise, sameWatermarks, type Watermarks } from "../domain/receipts.js";
-import type { AppendOptions, AppendResult, MessageStore, NewMessage } from "./port.js";
+import type { AppendOptions, AppendResult, MessageStore, NewMessage, Writer } from "./port.js";
 
-const { Long } = cassandra.types;
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
 const Q = {
   insert: `INSERT INTO messages (conversation_id, bucket, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   one: `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
   range: `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
   last: "SELECT seq FROM messages WHERE conversation_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1",
@@ -44,32 +47,30 @@ const OPTS = { prepare: true };
  */
 const MAX_WRITE_BATCH = 32;
 
-/** bigint columns come back as Long (or bigint / number depending on client options). */
-const num = (v: unknown): number => {
-  if (typeof v === "number") return v;
-  if (typeof v === "bigint") return Number(v);
-  if (v instanceof Long) return v.toNumber();
-  if (v === null || v === undefined) return 0;
-  throw new TypeError(`not a number: ${typeof v}`);
-};
-
 /** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
 const maxWins = (value: number) => Long.fromNumber(value + 1);
 
-const rowToMessage = (row: cassandra.types.Row): Message =>
+const rowToMessage = (row: types.Row): Message =>
   toMessage({ ...(row as unknown as MessageRow), seq: num(row["seq"]) });
 
 export interface CassandraStoreOptions {
+  /** Which conversations this replica writes, and under which tenure. */
+  leases: SeqLeases;
   logger?: { warn(obj: object, msg: string): void };
   /** Messages per partition. Fixed for a keyspace's life; tests use a small one to cross buckets. */
   bucketSize?: number;
 }
 
-export function createCassandraMessageStore(client: Client, opts: CassandraStoreOptions = {}): MessageStore {
+/** This replica may not write the conversation now: another holds its shard, or none does yet. */
+const notWriter = (conversationId: string) =>
+  retryLater(Code.Unavailable, `this message-store replica does not write the seqs of ${conversationId} now (its shard's lease is another replica's or being taken): retry`, 500);
+
+export function createCassandraMessageStore(client: Client, opts: CassandraStoreOptions): MessageStore {
+  const { leases } = opts;
   const size = opts.bucketSize ?? BUCKET_SIZE;
   const bucket = (seq: number) => bucketOf(seq, size);
-  /** This process's view of each conversation's last seq; re-seeded on any conflict. */
-  const lastSeqs = new Map<string, number>();
+  /** Each conversation's last seq as this replica knows it, and the tenure it was read under. */
+  const lastSeqs = new Map<string, { seq: number; tenure: number }>();
 
   /**
    * The plain writes (idempotency rows, inboxes, receipts, heads): one unlogged batch in flight,
@@ -112,9 +113,9 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   }
 
   /**
-   * Claims seqs for messages of one conversation: idempotency rows first, then the messages in one
-   * conditional batch per bucket (one Paxos round for the lot). A batch that does not apply means
-   * another writer took a seq: re-seed the counter and claim the rest again.
+   * Stores messages of one conversation under this replica's tenure of it: idempotency rows first,
+   * then the messages (both in the shared unlogged batches), each write preceded by a check that
+   * the tenure still holds. A failed write forgets the counter (the next append reads it again).
    */
   async function appendBatch(ms: NewMessage[], appendOpts: AppendOptions = {}): Promise<AppendResult[]> {
     const results: (AppendResult | undefined)[] =
@@ -140,35 +141,37 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       } else repeats.set(i, first);
     });
     const conversationId = ms[0]?.conversationId ?? "";
-    let pending = fresh;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      const base = lastSeqs.get(conversationId) ?? (await probeLastSeq(conversationId));
-      const claims = pending.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
-      await Promise.all(claims.map((c) => write(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId])));
-      let claimed = 0;
-      for (const group of byBucket(claims)) {
-        const queries = group.map((c) => ({
-          query: Q.insert,
-          params: [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
-        }));
-        const applied = queries.length === 1 ? (await client.execute(Q.insert, queries[0]?.params, OPTS)).wasApplied() : (await client.batch(queries, OPTS)).wasApplied();
-        if (!applied) break;
-        for (const c of group) results[c.i] = { message: withSeq(c.m, c.seq), created: true };
-        claimed += group.length;
-        const last = group.at(-1)?.seq ?? base;
-        lastSeqs.set(conversationId, last);
-        const first = group[0]?.seq ?? 1;
-        // The head is only a hint of the bucket to start re-seeding from: written when a new
-        // bucket starts (a lost update costs one more probe, nothing else).
-        if (bucket(first) !== bucket(first - 1) || first === 1) {
-          write(Q.headSet, [Long.fromNumber(first), conversationId]).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
+    if (fresh.length > 0) {
+      const tenure = leases.tenure(conversationId);
+      if (tenure === undefined) throw notWriter(conversationId);
+      const known = lastSeqs.get(conversationId);
+      const base = known?.tenure === tenure ? known.seq : await probeLastSeq(conversationId);
+      const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
+      const stillHeld = () => {
+        if (leases.tenure(conversationId) !== tenure) throw notWriter(conversationId);
+      };
+      try {
+        stillHeld();
+        await Promise.all(claims.map((c) => write(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId])));
+        stillHeld();
+        await Promise.all(
+          claims.map((c) =>
+            write(Q.insert, [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))]),
+          ),
+        );
+      } catch (err) {
+        lastSeqs.delete(conversationId);
+        throw err;
+      }
+      for (const c of claims) results[c.i] = { message: withSeq(c.m, c.seq), created: true };
+      lastSeqs.set(conversationId, { seq: base + claims.length, tenure });
+      // The head is only a hint of the bucket to start reading the last seq from: written when a
+      // new bucket starts (a lost update costs one more read, nothing else).
+      for (const c of claims) {
+        if (c.seq === 1 || bucket(c.seq) !== bucket(c.seq - 1)) {
+          write(Q.headSet, [Long.fromNumber(c.seq), conversationId]).catch((err: unknown) => opts.logger?.warn({ err }, "message_heads update failed"));
         }
       }
-      pending = pending.slice(claimed);
-      if (pending.length === 0) break;
-      // Another writer holds a seq: our counter was stale. Re-seed and claim the rest again.
-      lastSeqs.delete(conversationId);
-      if (attempt >= 100) throw new Error(`could not claim a seq in ${conversationId} after ${attempt} attempts`);
     }
     for (const [i, first] of repeats) {
       const r = results[first];
@@ -180,17 +183,6 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     });
   }
 
-  /** Claims split where a bucket (a partition) ends: a conditional batch stays in one partition. */
-  function byBucket<C extends { seq: number }>(claims: C[]): C[][] {
-    const out: C[][] = [];
-    for (const c of claims) {
-      const last = out.at(-1);
-      if (last !== undefined && bucket(last[0]?.seq ?? 0) === bucket(c.seq)) last.push(c);
-      else out.push([c]);
-    }
-    return out;
-  }
-
   return {
     async append(m) {
       const [result] = await appendBatch([m]);
@@ -199,11 +191,10 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     },
     appendBatch,
     findStored,
-    async lastSeq(conversationId) {
-      const last = await probeLastSeq(conversationId);
-      lastSeqs.set(conversationId, Math.max(last, lastSeqs.get(conversationId) ?? 0));
-      return last;
+    writer(conversationId): Writer {
+      return leases.writer(conversationId);
     },
+    lastSeq: probeLastSeq,
     async range(conversationId, lo, hi) {
       const out: Message[] = [];
       for (let b = bucket(lo); b <= bucket(hi); b++) {
@@ -249,6 +240,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       await client.execute("SELECT release_version FROM system.local");
     },
     async close() {
+      await leases.close();
       await client.shutdown();
     },
   };

@@ -46,6 +46,9 @@ export function createEmbeddedMessageStore(sql: Sql): MessageStore {
         return { message: withSeq(m, seq), created: true };
       });
     },
+    writer() {
+      return { kind: "self" };
+    },
     async lastSeq(conversationId) {
       const r = await sql.query<{ last_seq: number }>("SELECT last_seq FROM ms_heads WHERE conversation_id = $1", [conversationId]);
       return Number(r.rows[0]?.last_seq ?? 0);

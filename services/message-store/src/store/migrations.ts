@@ -105,3 +105,17 @@ cqlMigrations.push({
     )`,
   ],
 });
+
+cqlMigrations.push({
+  id: "004_seq_leases",
+  cql: [
+    // One row per shard of conversations: which replica writes their seqs (store/leases.ts).
+    `CREATE TABLE IF NOT EXISTS seq_leases (
+      shard      int PRIMARY KEY,
+      owner      text,
+      address    text,
+      epoch      bigint,
+      expires_at bigint
+    )`,
+  ],
+});

@@ -29,17 +29,24 @@ export interface AppendOptions {
   checked?: boolean;
 }
 
+/**
+ * Which replica may write a conversation's seqs now: this one, another (the caller forwards the
+ * append there), or none yet (the caller answers "retry shortly").
+ */
+export type Writer = { kind: "self" } | { kind: "peer"; address: string } | { kind: "none" };
+
 export interface MessageStore {
   /**
    * Stores the message with seq = last seq + 1, atomically and durably. Idempotent per
-   * (conversation, sender, client_msg_id). Callers serialise appends per conversation; the store
-   * still refuses to reuse a seq if another writer got there first (it re-reads and retries).
+   * (conversation, sender, client_msg_id). Callers serialise appends per conversation, and append
+   * only where `writer` says this replica writes; the store refuses (Unavailable, with a retry
+   * hint) when it does not, so a seq is never written by two replicas.
    */
   append(message: NewMessage): Promise<AppendResult>;
   /**
    * Appends several messages of ONE conversation with consecutive seqs in the order given, as
    * `append` does each (idempotent per message; a repeat of an earlier item returns its result).
-   * The Cassandra driver claims their seqs in one conditional batch per partition.
+   * The Cassandra driver writes them in its shared unlogged batches.
    */
   appendBatch(messages: NewMessage[], opts?: AppendOptions): Promise<AppendResult[]>;
   /**
@@ -47,6 +54,8 @@ export interface MessageStore {
    * answered with. Lets a caller look retries up before it queues a message for its seq.
    */
   findStored(conversationId: string, senderId: string, clientMsgId: string): Promise<Message | undefined>;
+  /** Who writes the conversation's seqs now (the embedded driver: always this process). */
+  writer(conversationId: string): Writer;
   /** The highest seq of a conversation (0 when empty). */
   lastSeq(conversationId: string): Promise<number>;
   /** Messages with lo <= seq <= hi, ascending. */

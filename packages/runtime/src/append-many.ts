@@ -1,0 +1,42 @@
+// Sends to the message store in AppendMany calls: what the edge does with its clients' sends, and
+// what a message-store replica does with appends whose conversation another replica writes.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ConnectError, type Client } from "@connectrpc/connect";
+import type { AppendResponse, MessageStoreService, TracedAppendSchema } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
+import { retryLater } from "./errors.js";
+import { TickBatcher } from "./serial.js";
+
+export type TracedAppendInit = MessageInitShape<typeof TracedAppendSchema>;
+
+export interface AppendManyOptions {
+  /** Appends per call at most. */
+  maxPerCall: number;
+  /** Calls in flight at once at most (see TickBatcher). */
+  callsInFlight: number;
+  /** Appends waiting for a call at most; past it one is refused at once with a retry hint. */
+  maxWaiting: number;
+  /** Request headers of every call. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * The appends that arrive in one turn of the event loop go in one AppendMany call, each answered on
+ * its own: a refusal keeps its code and retry hint.
+ */
+export function appendManyBatcher(messageStore: Client<typeof MessageStoreService>, opts: AppendManyOptions): TickBatcher<TracedAppendInit, AppendResponse> {
+  const callOptions = opts.headers === undefined ? {} : { headers: opts.headers };
+  return new TickBatcher<TracedAppendInit, AppendResponse>(
+    async (items) => {
+      const r = await messageStore.appendMany({ appends: items }, callOptions);
+      return items.map((_, i) => {
+        const o = r.outcomes[i]?.outcome;
+        if (o?.case === "appended") return o.value;
+        if (o?.case === "error") return o.value.retryAfterMs > 0 ? retryLater(o.value.code, o.value.message, o.value.retryAfterMs) : new ConnectError(o.value.message, o.value.code);
+        return new Error("the message store answered an AppendMany without this append's outcome");
+      });
+    },
+    opts.maxPerCall,
+    opts.callsInFlight,
+    opts.maxWaiting,
+  );
+}
