@@ -1,11 +1,13 @@
 // The floor scenario of `make bench` (--scenario floor): what the infrastructure alone costs per
 // message at the offered rate, with no mesh running: the work the send path cannot do without,
 // issued from this one process with the project's own drivers. Four steps, one after another:
-//   cassandra-write  one prepared INSERT of a message row per message (no sequencing guard);
-//   cassandra-lwt    the same row as INSERT ... IF NOT EXISTS, the guard message-store uses;
+//   cassandra-write  one prepared INSERT of a message row per message, as the message store writes
+//                    it (the replica holding the conversation's seq lease writes plainly);
+//   cassandra-lwt    the same row as INSERT ... IF NOT EXISTS: what a guard per message costs (the
+//                    store's design before its seq leases);
 //   kafka            one record published (the kafka bus driver, acks=all, idempotent) and
 //                    consumed by a consumer group, latency from publish to the handler;
-//   send-path        per message: the guarded INSERT, then the record, consumed: the cheapest
+//   send-path        per message: the INSERT, then the record, consumed: the cheapest
 //                    path from "accepted" to "routing has it" with the named infrastructure.
 // For each: achieved rate, latency p50/p99, CPU of Cassandra, Kafka and this process, and the
 // CPU per message (all three together). On a machine whose cores the mesh must share with the
@@ -161,7 +163,7 @@ export async function floorBench(o: FloorOptions): Promise<FloorStep[]> {
         "send-path",
         o,
         async (i) => {
-          await insert(true, "s")(i);
+          await insert(false, "s")(i);
           await publish(i);
         },
         consumed,

@@ -1,6 +1,8 @@
 // Sequencing rules: seqs are 1, 2, 3, ... per conversation, gap-free in acceptance order.
 // Appends to one conversation run one after another (runtime's KeyedSerialQueue), so a seq is only taken
-// when its write succeeded; stores guard the write itself against a second writer (LWT / unique key).
+// when its write succeeded. No second writer: the Cassandra driver writes a conversation only while
+// this replica holds its shard's seq lease (store/leases.ts); the embedded one in a transaction
+// with a unique key.
 
 /** Messages per Cassandra partition: (conversation_id, bucket) stays bounded in size. */
 export const BUCKET_SIZE = 1000;
