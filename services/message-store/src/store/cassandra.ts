@@ -1,7 +1,7 @@
 // Cassandra driver. Rows live in partitions (conversation_id, bucket). A conversation's seqs are
 // written by one replica, the holder of its shard's lease (leases.ts), with plain writes: its
-// counter is read from the store when it takes the shard (or on first use, or after a failed
-// write) and trusted only under that tenure, and every write first checks the tenure is still
+// counter is read from the store the first time it writes the conversation under a tenure (and
+// after a failed write) and trusted only under that tenure, and every write first checks the tenure is still
 // valid, so a replica that lost a shard never writes a seq again.
 // Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
 // verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
