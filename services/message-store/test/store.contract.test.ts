@@ -256,6 +256,45 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     const again = await replica(name, "10.0.0.6:9102");
     assert.deepEqual(again.store.writer(c), { kind: "self" }, "no wait for the old life's lease");
     assert.equal(Number((await again.store.append(text(c, "alice", "m2"))).message.seq), 2);
+    await again.leases.close();
+  });
+
+  it("a write that waits behind a slow batch until its tenure ended is refused, not sent", async () => {
+    // One client whose lease requests can be cut off and whose writes can be held up.
+    const cut = { leases: false, writes: undefined as Promise<void> | undefined };
+    let release: () => void = () => undefined;
+    const gate = async (query: string) => {
+      if (query.includes("seq_leases") && cut.leases) throw new Error("cut off");
+      if (cut.writes !== undefined && !query.includes("seq_leases") && !query.startsWith("SELECT")) await cut.writes;
+    };
+    const client = new Proxy(session.client, {
+      get: (target, prop, receiver) => {
+        if (prop === "execute") return async (...args: Parameters<typeof target.execute>) => (await gate(String(args[0])), target.execute(...args));
+        if (prop === "batch") return async (...args: Parameters<typeof target.batch>) => (await gate("BATCH"), target.batch(...args));
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
+    });
+    const leases = createSeqLeases(client, { instance: `a-${randomBytes(3).toString("hex")}`, timing });
+    opened.push(leases);
+    await leases.start("10.0.0.7:9102");
+    const store = createCassandraMessageStore(client, { leases, bucketSize: 10 });
+    const c = await someConversation((id) => store.writer(id).kind === "self");
+    const other = await someConversation((id) => store.writer(id).kind === "self" && id !== c);
+    await store.append(text(c, "alice", "m1"));
+    // m2's first write is held up in flight; w1's waits behind it while the lease runs out.
+    cut.writes = new Promise((r) => (release = r));
+    const slow = store.append(text(c, "alice", "m2"));
+    await new Promise((r) => setTimeout(r, 50));
+    const waiting = store.append(text(other, "bob", "w1"));
+    cut.leases = true;
+    await until(() => leases.tenure(other) === undefined, timing.leaseMs);
+    release();
+    const refused = (err: ConnectError) => err.code === Code.Unavailable;
+    await assert.rejects(waiting, refused, "w1 was refused when its batch was sent");
+    await assert.rejects(slow, refused, "m2's message write, queued after the lease ran out, was refused too");
+    assert.deepEqual(await values(store, other, 5), [], "nothing of w1 was written");
+    assert.deepEqual(await values(store, c, 5), ["m1"], "m2 was not written");
+    await leases.close();
   });
 
   it("spreads conversations over every shard", () => {

@@ -1,8 +1,8 @@
 // Cassandra driver. Rows live in partitions (conversation_id, bucket). A conversation's seqs are
 // written by one replica, the holder of its shard's lease (leases.ts), with plain writes: its
 // counter is read from the store the first time it writes the conversation under a tenure (and
-// after a failed write) and trusted only under that tenure, and every write first checks the tenure is still
-// valid, so a replica that lost a shard never writes a seq again.
+// after a failed write) and trusted only under that tenure, and each write of a seq checks, when
+// its batch is sent, that the tenure still holds: a replica that lost a shard sends no seq again.
 // Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
 // verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
 // Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
@@ -47,6 +47,14 @@ const OPTS = { prepare: true };
  */
 const MAX_WRITE_BATCH = 32;
 
+/** One statement of the shared write batches (see `writes`). */
+interface Write {
+  query: string;
+  params: unknown[];
+  /** Throws when the write may no longer be sent (its seq's tenure ended). */
+  check?: () => void;
+}
+
 /** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
 const maxWins = (value: number) => Long.fromNumber(value + 1);
 
@@ -73,20 +81,36 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   const lastSeqs = new Map<string, { seq: number; tenure: number }>();
 
   /**
-   * The plain writes (idempotency rows, inboxes, receipts, heads): one unlogged batch in flight,
-   * the writes issued meanwhile, whatever their conversation, together in the next; when none is
-   * in flight, those issued in the same turn of the event loop go together (a stored batch's
-   * receipt write and the next batch's idempotency rows are issued in one turn). Each needs no
-   * atomicity with the others (receipts and inboxes are max-wins; an idempotency row is awaited
-   * before its message's insert), so a batch is one request where there were many.
+   * The writes (idempotency rows, messages, inboxes, receipts, heads): one unlogged batch in
+   * flight, the writes issued meanwhile, whatever their conversation, together in the next; when
+   * none is in flight, those issued in the same turn of the event loop go together (a stored
+   * batch's receipt write and the next batch's idempotency rows are issued in one turn). Each needs
+   * no atomicity with the others (receipts and inboxes are max-wins; an idempotency row is awaited
+   * before its message's insert), so a batch is one request where there were many. A write of a
+   * seq carries its tenure's check, made when its batch is sent (a write can wait here behind a
+   * slow batch): one whose lease no longer holds is refused, not sent.
    */
-  const writes = new KeyedBatchQueue<{ query: string; params: unknown[] }, true>(async (_, batch) => {
-    const [only] = batch;
-    if (batch.length === 1 && only !== undefined) await client.execute(only.query, only.params, OPTS);
-    else await client.batch(batch, { prepare: true, logged: false });
-    return batch.map(() => true as const);
-  }, MAX_WRITE_BATCH, () => false, true);
-  const write = (query: string, params: unknown[]): Promise<true> => writes.run("", { query, params });
+  const writes = new KeyedBatchQueue<Write, true>(
+    async (_, items) => {
+      const refused = items.map((w) => {
+        try {
+          w.check?.();
+          return undefined;
+        } catch (err) {
+          return err instanceof Error ? err : new Error(String(err));
+        }
+      });
+      const batch = items.filter((_, i) => refused[i] === undefined).map(({ query, params }) => ({ query, params }));
+      const [only] = batch;
+      if (batch.length === 1 && only !== undefined) await client.execute(only.query, only.params, OPTS);
+      else if (batch.length > 1) await client.batch(batch, { prepare: true, logged: false });
+      return refused.map((err) => err ?? (true as const));
+    },
+    MAX_WRITE_BATCH,
+    () => false,
+    true,
+  );
+  const write = (query: string, params: unknown[], check?: () => void): Promise<true> => writes.run("", check === undefined ? { query, params } : { query, params, check });
 
   async function probeLastSeq(conversationId: string): Promise<number> {
     const head = await client.execute(Q.headGet, [conversationId], OPTS);
@@ -114,8 +138,8 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
 
   /**
    * Stores messages of one conversation under this replica's tenure of it: idempotency rows first,
-   * then the messages (both in the shared unlogged batches), each write preceded by a check that
-   * the tenure still holds. A failed write forgets the counter (the next append reads it again).
+   * then the messages (both in the shared unlogged batches), each checked, when its batch is sent,
+   * against the tenure it was numbered under. A failed write forgets the counter (the next append reads it again).
    */
   async function appendBatch(ms: NewMessage[], appendOpts: AppendOptions = {}): Promise<AppendResult[]> {
     const results: (AppendResult | undefined)[] =
@@ -151,12 +175,14 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
         if (leases.tenure(conversationId) !== tenure) throw notWriter(conversationId);
       };
       try {
-        stillHeld();
-        await Promise.all(claims.map((c) => write(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId])));
-        stillHeld();
+        await Promise.all(claims.map((c) => write(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId], stillHeld)));
         await Promise.all(
           claims.map((c) =>
-            write(Q.insert, [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))]),
+            write(
+              Q.insert,
+              [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
+              stillHeld,
+            ),
           ),
         );
       } catch (err) {
