@@ -187,12 +187,23 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     await session?.close();
   });
 
-  /** A replica's leases and store; `kill()` makes its Cassandra client fail every request from then on (a dead or cut-off process). */
-  async function replica(instance: string, address: string) {
+  /**
+   * A replica's leases and store over a client whose every request (`execute` and `batch`) first
+   * passes `gate` (it may hold the request up or fail it); `kill()` fails every request from then
+   * on (a dead or cut-off process).
+   */
+  async function replica(instance: string, address: string, gate: (query: string) => Promise<void> = async () => undefined) {
     let dead = false;
+    const pass = async (query: string) => {
+      if (dead) throw new Error("this replica is dead");
+      await gate(query);
+    };
     const client = new Proxy(session.client, {
-      get: (target, prop, receiver) =>
-        prop === "execute" ? (...args: Parameters<typeof target.execute>) => (dead ? Promise.reject(new Error("this replica is dead")) : target.execute(...args)) : (Reflect.get(target, prop, receiver) as unknown),
+      get: (target, prop, receiver) => {
+        if (prop === "execute") return async (...args: Parameters<typeof target.execute>) => (await pass(String(args[0])), target.execute(...args));
+        if (prop === "batch") return async (...args: Parameters<typeof target.batch>) => (await pass("BATCH"), target.batch(...args));
+        return Reflect.get(target, prop, receiver) as unknown;
+      },
     });
     const leases = createSeqLeases(client, { instance, timing });
     opened.push(leases);
@@ -260,24 +271,13 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
   });
 
   it("a write that waits behind a slow batch until its tenure ended is refused, not sent", async () => {
-    // One client whose lease requests can be cut off and whose writes can be held up.
+    // Lease requests can be cut off, and writes held up.
     const cut = { leases: false, writes: undefined as Promise<void> | undefined };
     let release: () => void = () => undefined;
-    const gate = async (query: string) => {
+    const { leases, store } = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.7:9102", async (query) => {
       if (query.includes("seq_leases") && cut.leases) throw new Error("cut off");
       if (cut.writes !== undefined && !query.includes("seq_leases") && !query.startsWith("SELECT")) await cut.writes;
-    };
-    const client = new Proxy(session.client, {
-      get: (target, prop, receiver) => {
-        if (prop === "execute") return async (...args: Parameters<typeof target.execute>) => (await gate(String(args[0])), target.execute(...args));
-        if (prop === "batch") return async (...args: Parameters<typeof target.batch>) => (await gate("BATCH"), target.batch(...args));
-        return Reflect.get(target, prop, receiver) as unknown;
-      },
     });
-    const leases = createSeqLeases(client, { instance: `a-${randomBytes(3).toString("hex")}`, timing });
-    opened.push(leases);
-    await leases.start("10.0.0.7:9102");
-    const store = createCassandraMessageStore(client, { leases, bucketSize: 10 });
     const c = await someConversation((id) => store.writer(id).kind === "self");
     const other = await someConversation((id) => store.writer(id).kind === "self" && id !== c);
     await store.append(text(c, "alice", "m1"));

@@ -57,20 +57,17 @@ export interface SeqLeaseOptions {
   /** This replica's stable name (see the top of this file). */
   instance: string;
   timing?: LeaseTiming;
-  shards?: number;
   logger?: { warn(obj: object, msg: string): void; info?(obj: object, msg: string): void };
-  /** Wall clock (ms), compared across replicas through expires_at. */
-  now?: () => number;
 }
 
 /** FNV-1a over the conversation id's UTF-16 code units: stable across processes and releases. */
-export function shardOf(conversationId: string, shards = SHARDS): number {
+export function shardOf(conversationId: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < conversationId.length; i++) {
     h ^= conversationId.charCodeAt(i);
     h = Math.imul(h, 0x01000193) >>> 0;
   }
-  return h % shards;
+  return h % SHARDS;
 }
 
 const Q = {
@@ -89,8 +86,8 @@ interface Held {
 
 export function createSeqLeases(client: Client, opts: SeqLeaseOptions): SeqLeases {
   const timing = opts.timing ?? leaseTiming();
-  const shards = opts.shards ?? SHARDS;
-  const now = opts.now ?? Date.now;
+  /** Wall clock (ms), compared across replicas through expires_at. */
+  const now = Date.now;
   const held = new Map<number, Held>();
   /** Shards held by other replicas, with their address. */
   const peers = new Map<number, string>();
@@ -151,7 +148,7 @@ export function createSeqLeases(client: Client, opts: SeqLeaseOptions): SeqLease
       rows.set(Number(r["shard"]), { owner: String(r["owner"]), address: String(r["address"]), epoch: num(r["epoch"]), expiresAt: num(r["expires_at"]) });
     }
     await Promise.all(
-      Array.from({ length: shards }, async (_, shard) => {
+      Array.from({ length: SHARDS }, async (_, shard) => {
         try {
           await visit(shard, rows.get(shard));
         } catch (err) {
@@ -174,13 +171,13 @@ export function createSeqLeases(client: Client, opts: SeqLeaseOptions): SeqLease
 
   return {
     writer(conversationId) {
-      const shard = shardOf(conversationId, shards);
+      const shard = shardOf(conversationId);
       if (validTenure(shard) !== undefined) return { kind: "self" };
       const address = peers.get(shard);
       return address === undefined || address === ownAddress ? { kind: "none" } : { kind: "peer", address };
     },
     tenure(conversationId) {
-      return validTenure(shardOf(conversationId, shards));
+      return validTenure(shardOf(conversationId));
     },
     async start(advertised) {
       ownAddress = advertised;
