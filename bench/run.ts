@@ -1,12 +1,13 @@
 // `make bench`: the project's load generator. Starts the mesh (cluster mode on the real
 // infrastructure by default, or --embedded), opens N WebSocket clients paired into direct
 // conversations, sends at a fixed offered rate, and reports sent / acknowledged / delivered,
-// end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, CPU and memory of
-// every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
+// end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, split at the
+// message's server_time (send -> stored, stored -> delivered), CPU and memory of every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
 // Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--scenario group` runs
 // the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a reconnect
 // storm (bench/idle.ts), `--scenario floor` what Kafka and Cassandra alone cost per message, with no
 // mesh (bench/floor.ts).
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import * as hdr from "hdr-histogram-js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -57,14 +58,24 @@ interface RunResult {
   deliveryRate: number;
   latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
   ackLatencyMs: { p50: number; p99: number };
+  /**
+   * The end-to-end latency split at the message's server_time (when the store took it, after the
+   * retry lookup and before its writes; same machine, so the same clock, at millisecond grain):
+   * send -> stored covers the edge and the store's queueing, stored -> delivered the writes, Kafka,
+   * routing and the edge's Deliver.
+   */
+  stagesMs: { sendToStored: { p50: number; p99: number }; storedToDelivered: { p50: number; p99: number } };
   processes: Record<string, { cpuPercent: number; rssMB: number }>;
   chart: [number, number][];
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
-async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDelivery: (fn: (text: string, at: number) => void) => void }> {
-  let deliver: (text: string, at: number) => void = () => undefined;
+/** A delivered bench message: its text, when it arrived (performance.now()) and its server_time (epoch ms). */
+type Delivery = (text: string, at: number, serverTimeMs: number) => void;
+
+async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDelivery: (fn: Delivery) => void }> {
+  let deliver: Delivery = () => undefined;
   const sockets: ChatSocket[] = [];
   for (let i = 0; i < CLIENTS; i += 100) {
     const batch = await Promise.all(
@@ -77,7 +88,7 @@ async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDeli
           localAddress: `127.0.0.${1 + (n % 8)}`,
           onEvent: (event, at) => {
             const m = event.kind.case === "message" ? event.kind.value.message : undefined;
-            if (m?.content.case === "text") deliver(m.content.value, at);
+            if (m?.content.case === "text") deliver(m.content.value, at, m.serverTime === undefined ? Number.NaN : timestampMs(m.serverTime));
           },
         });
       }),
@@ -87,22 +98,30 @@ async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDeli
   return { sockets, onDelivery: (fn) => (deliver = fn) };
 }
 
-async function runAt(rate: number, durationS: number, warmupS: number, sockets: ChatSocket[], conversations: string[], setDelivery: (fn: (text: string, at: number) => void) => void, pids: Record<string, number>, tag: string): Promise<RunResult> {
+async function runAt(rate: number, durationS: number, warmupS: number, sockets: ChatSocket[], conversations: string[], setDelivery: (fn: Delivery) => void, pids: Record<string, number>, tag: string): Promise<RunResult> {
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const acks = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const toStored = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const fromStored = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const sentAt = new Map<number, number>();
   let sent = 0;
   let acknowledged = 0;
   let delivered = 0;
   let measuredFrom = Number.POSITIVE_INFINITY;
-  setDelivery((text, at) => {
+  setDelivery((text, at, serverTimeMs) => {
     if (!text.startsWith(tag)) return;
     const id = Number(text.slice(tag.length));
     const t = sentAt.get(id);
     if (t === undefined) return;
     sentAt.delete(id);
     delivered++;
-    if (t >= measuredFrom) histogram.recordValue(Math.max(1, Math.round((at - t) * 1000)));
+    if (t < measuredFrom) return;
+    histogram.recordValue(Math.max(1, Math.round((at - t) * 1000)));
+    if (Number.isNaN(serverTimeMs)) return;
+    // server_time on the timeline of performance.now() (the processes share the machine's clock).
+    const stored = serverTimeMs - performance.timeOrigin;
+    toStored.recordValue(Math.max(1, Math.round((stored - t) * 1000)));
+    fromStored.recordValue(Math.max(1, Math.round((at - stored) * 1000)));
   });
   const pairs = conversations.length;
   const start = performance.now();
@@ -169,6 +188,10 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
       mean: ms(histogram.mean),
     },
     ackLatencyMs: { p50: ms(acks.getValueAtPercentile(50)), p99: ms(acks.getValueAtPercentile(99)) },
+    stagesMs: {
+      sendToStored: { p50: ms(toStored.getValueAtPercentile(50)), p99: ms(toStored.getValueAtPercentile(99)) },
+      storedToDelivered: { p50: ms(fromStored.getValueAtPercentile(50)), p99: ms(fromStored.getValueAtPercentile(99)) },
+    },
     processes,
     chart,
   };
@@ -255,6 +278,8 @@ async function main(): Promise<void> {
     log(`  offered ${main_.offeredRate}/s for ${main_.durationS}s: sent ${main_.sent} acked ${main_.acknowledged} delivered ${main_.delivered}`);
     log(`  end-to-end latency ms: p50 ${main_.latencyMs.p50} p90 ${main_.latencyMs.p90} p99 ${main_.latencyMs.p99} p99.9 ${main_.latencyMs.p999} max ${main_.latencyMs.max}`);
     log(`  send->ack ms: p50 ${main_.ackLatencyMs.p50} p99 ${main_.ackLatencyMs.p99}`);
+    const { sendToStored, storedToDelivered } = main_.stagesMs;
+    log(`  split at server_time, ms: send->stored p50 ${sendToStored.p50} p99 ${sendToStored.p99}, stored->delivered p50 ${storedToDelivered.p50} p99 ${storedToDelivered.p99}`);
     for (const [name, p] of Object.entries(main_.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
     log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
     log(`  wrote ${base}.json and ${base}.svg`);

@@ -14,6 +14,7 @@ import type { Message } from "../../gen/chat/api/v1/model_pb.js";
 import { ResilientChat } from "../../packages/client/src/resilient.js";
 import { ChatSocket, HandshakeError } from "../../packages/client/src/websocket.js";
 import { infraEnv } from "../support/infra.js";
+import { rpcCalls } from "../support/metrics.js";
 import { apiClient, tokenFor } from "../support/modes.js";
 import { until } from "../support/wait.js";
 
@@ -82,7 +83,7 @@ describe("several edges (cluster)", () => {
     await stopCluster(cluster);
   });
 
-  it("AssignEdge picks the least-loaded live edge, and users on different edges reach each other", async () => {
+  it("AssignEdge picks the least-loaded live edge, and users on different edges reach each other (two edges: routing sends each event to both by user, with no session lookup)", async () => {
     const [a1, a2, a3] = [await socket("amy", 0, "a"), await socket("amy", 0, "b"), await socket("amy", 0, "c")];
     await pause(1_000); // a few edge heartbeats carry the loads
     assert.equal(await assigned(), 1, "edge 1 holds nobody: new clients go there");
@@ -93,6 +94,8 @@ describe("several edges (cluster)", () => {
     const has = (text: string) => (s: ChatSocket) => s.until((ev) => ev.some((e) => e.kind.case === "message" && e.kind.value.message?.content.value === text));
     await has("from edge 0")(bob);
     await Promise.all([a1, a3].map(has("from edge 1")));
+    const routing = cluster.find((p) => p.name === "routing") ?? assert.fail("routing not running");
+    assert.equal(await rpcCalls(routing.address, "client", "ListSessions"), 0, "with BY_USER_MAX_EDGES (4) edges or fewer, routing looks no session up");
   });
 
   it("a flood of connections past EDGE_MAX_CONNECTING is turned away with 503 and Retry-After; on retry every client gets in and is reachable", async () => {

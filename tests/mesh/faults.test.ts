@@ -10,6 +10,7 @@ import { startCluster, startService, stopCluster, type ClusterOptions, type Clus
 import { DEV_JWT_SECRET, PUBLIC_PORT, type ServiceName } from "../../cmd/services.js";
 import { ChatSocket, FrameError } from "../../packages/client/src/websocket.js";
 import { infraEnv } from "../support/infra.js";
+import { rpcCalls } from "../support/metrics.js";
 import { tokenFor } from "../support/modes.js";
 
 const OFFSET = 8_000; // ports below the ephemeral range (32768+), apart from the other suites'
@@ -97,10 +98,7 @@ describe("faults under traffic (cluster)", () => {
     cluster.push(await startService("edge", { ...opts, overrides: { ...opts.overrides, edge: { MESSAGE_STORE_SERVICE_ADDR: second.address } } }, 1));
     const alice = await ChatSocket.connect({ url: `ws://127.0.0.1:${PUBLIC_PORT + OFFSET + 1}/ws`, token: await tokenFor(`carol-${run}`), deviceId: "phone" });
     const bob = await ChatSocket.connect({ url, token: await tokenFor(`dave-${run}`), deviceId: "phone" });
-    const forwarded = async () => {
-      const text = await (await fetch(`http://${second.address}/metrics`)).text();
-      return Number(/^rpc_client_duration_(?:seconds_)?count\{[^}]*rpc_method="AppendMany"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
-    };
+    const forwarded = () => rpcCalls(second.address, "client", "AppendMany");
     let forwardedBefore = 0;
     const retries = await sendThroughFault(alice, bob, `dave-${run}`, async () => {
       forwardedBefore = await forwarded();

@@ -1,7 +1,9 @@
 // Push notifications driven through the public API, in both modes: a member with no live session
 // gets a Web Push notification (decrypted here with the subscription's keys, VAPID checked); an
 // online member, a message read on another device meanwhile, and a muted conversation get none;
-// private previews carry generic text; the badge is the member's unread count.
+// private previews carry generic text; the badge is the member's unread count. Routing finds who
+// is online both ways: the cluster looks every member's sessions up (BY_USER_MAX_EDGES=0), the
+// embedded process sends each event to its one edge by user (the default with few edges).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -10,6 +12,7 @@ import { ReceiptKind } from "../../gen/chat/api/v1/enums_pb.js";
 import { connectClient, modes, runClients, tokenFor } from "../support/modes.js";
 import { WebPushEndpoint } from "../support/push-providers.js";
 import { until } from "../support/wait.js";
+import { rpcCalls } from "../support/metrics.js";
 
 const web = new WebPushEndpoint();
 await web.start();
@@ -28,7 +31,7 @@ for (const mode of modes("push", 14_000)) describe(mode.name, () => {
   const pushesTo = (id: string) => web.received.filter((r) => r.subscription === id);
 
   before(async () => {
-    mesh = await mode.start({ LOG_LEVEL: "warn", ...web.env(), PUSH_RETRY_MAX_MS: "4000" });
+    mesh = await mode.start({ LOG_LEVEL: "warn", ...web.env(), PUSH_RETRY_MAX_MS: "4000", ...(mode.bus === "kafka" ? { BY_USER_MAX_EDGES: "0" } : {}) });
   });
   after(async () => {
     await closeAll();
@@ -56,6 +59,10 @@ for (const mode of modes("push", 14_000)) describe(mode.name, () => {
     await until("the third push", () => pushesTo(bob.id).some((x) => x.payload.data.messageId === third.messageId));
     assert.deepEqual(pushesTo(bob.id).map((x) => x.payload.body), ["are you there?", "gone again"]);
     assert.deepEqual(web.problems, []);
+    if (mode.bus === "kafka") {
+      const routing = mesh.find((p) => p.name === "routing") ?? assert.fail("routing not running");
+      assert.ok((await rpcCalls(routing.address, "client", "ListSessions")) >= 3, "routing looked the members' sessions up");
+    }
   });
 
   it("a message read on another device before the push goes out is not pushed", async () => {

@@ -70,3 +70,12 @@ export function missing(text: string, metric: ServedMetric): string | undefined 
   if (labelled.some((s) => !Number.isFinite(s.value))) return `${metric.name} has a value that is not a number`;
   return undefined;
 }
+
+/** How many calls of an RPC method a process has made (client) or served (server), every outcome, from its /metrics. */
+export async function rpcCalls(address: string, side: "client" | "server", method: string): Promise<number> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const re = new RegExp(`^rpc_${side}_duration_(?:seconds_)?count\\{[^}]*rpc_method="${method}"[^}]*\\} (\\d+)`, "gm");
+  let n = 0;
+  for (const m of text.matchAll(re)) n += Number(m[1]);
+  return n;
+}

@@ -9,6 +9,7 @@ import { serve, type ServiceMain } from "../../../packages/runtime/src/service.j
 import { consume } from "./events/consume.js";
 import { createRoutingHandler } from "./handler.js";
 import { Router } from "./router.js";
+import { BY_USER_MAX_EDGES } from "./domain/fanout.js";
 import { routes, services } from "./routes.js";
 
 export const DEFAULT_PORT = 9103;
@@ -21,6 +22,8 @@ const Config = z.object({
   CONNECTION_SERVICE_ADDR: address(),
   /** Member lists are cached this long; membership changes (issue #4) drop them at once. */
   MEMBER_CACHE_MS: int(300_000, 0),
+  /** With this many live edges or fewer, events go to every live edge by user, with no session lookup (domain/fanout.ts); 0: look sessions up for every audience under 64. */
+  BY_USER_MAX_EDGES: int(BY_USER_MAX_EDGES, 0),
 });
 
 export const main: ServiceMain = async (env: Env) => {
@@ -33,6 +36,7 @@ export const main: ServiceMain = async (env: Env) => {
     bus,
     logger,
     memberCacheMs: config.MEMBER_CACHE_MS,
+    byUserMaxEdges: config.BY_USER_MAX_EDGES,
   });
   const subscription = await consume(bus, router);
   return serve({

@@ -1,6 +1,7 @@
 // The send path's step 3: a stored event becomes deliveries. Members come from the group service
 // (cached, and kept current by the membership changes in the stream), their live sessions from the
-// connection service, and each edge that holds sessions gets one EdgeService.Deliver per batch
+// connection service (unless the audience goes to every live edge by user: domain/fanout.ts), and
+// each edge that holds sessions gets one EdgeService.Deliver per batch
 // (packages/runtime/src/edge-delivery.ts). Members with no live session, or whose sessions all
 // missed the event (their edge died), get one PushRequested each.
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -19,7 +20,7 @@ import { meter } from "../../../packages/runtime/src/telemetry/index.js";
 import { injectTraceHeaders, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
 import { loadMembers } from "../../../packages/runtime/src/members.js";
-import { BY_USER_MIN_AUDIENCE, fanout, unreached, unreachedByUser, type Fanout } from "./domain/fanout.js";
+import { BY_USER_MAX_EDGES, BY_USER_MIN_AUDIENCE, fanout, goesToEveryEdge, unreached, unreachedByUser, type Fanout } from "./domain/fanout.js";
 
 export interface RouterOptions {
   group: Client<typeof GroupService>;
@@ -29,6 +30,8 @@ export interface RouterOptions {
   memberCacheMs: number;
   /** Audiences at least this large go to every live edge by user (domain/fanout.ts); default BY_USER_MIN_AUDIENCE. */
   byUserMinAudience?: number;
+  /** With this many live edges or fewer, every audience goes by user (domain/fanout.ts); default BY_USER_MAX_EDGES. */
+  byUserMaxEdges?: number;
 }
 
 /** One event to route. */
@@ -88,22 +91,21 @@ export class Router {
 
 
   /**
-   * Routes a batch of events (one Kafka batch) with one session lookup for all their members and
-   * one EdgeService.Deliver per edge, the deliveries in event order. Messages with offline members
-   * produce their PushRequested events in one publish.
+   * Routes a batch of events (one Kafka batch) with at most one session lookup for all their
+   * members and one EdgeService.Deliver per edge, the deliveries in event order. Messages with
+   * offline members produce their PushRequested events in one publish.
    */
   async route(items: RouteItem[]): Promise<void> {
     if (items.length === 0) return;
     this.stats.eventsConsumed += items.length;
     this.metrics.events.add(items.length);
-    const audiences = await this.audiences(items);
-    const byUser = audiences.map((a) => a.length >= (this.opts.byUserMinAudience ?? BY_USER_MIN_AUDIENCE));
-    // Sessions are looked up for the small audiences only; the large ones go to every live edge.
+    // The edge list is at most a second old and rarely costs a call.
+    const [audiences, edges] = await Promise.all([this.audiences(items), this.deliverer.liveEdges()]);
+    const limits = { minAudience: this.opts.byUserMinAudience ?? BY_USER_MIN_AUDIENCE, maxEdges: this.opts.byUserMaxEdges ?? BY_USER_MAX_EDGES };
+    const byUser = audiences.map((a) => goesToEveryEdge(a.length, edges.length, limits));
+    // Sessions are looked up only for the audiences that do not go to every live edge.
     const users = [...new Set(audiences.filter((_, i) => byUser[i] !== true).flat())];
-    const [listed, edges] = await Promise.all([
-      users.length === 0 ? [] : this.opts.connection.listSessions({ userIds: users }).then((r) => r.users),
-      byUser.includes(true) ? this.deliverer.liveEdges() : [],
-    ]);
+    const listed = users.length === 0 ? [] : (await this.opts.connection.listSessions({ userIds: users })).users;
     const sessions = new Map<string, Session[]>(listed.map((u) => [u.userId, u.sessions]));
     const byId = new Map(listed.flatMap((u) => u.sessions.map((s) => [s.sessionId, s] as const)));
     const perEdge = new Map<string, TracedDelivery[]>();

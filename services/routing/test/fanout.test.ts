@@ -3,7 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SessionSchema } from "../../../gen/chat/connection/v1/connection_pb.js";
-import { fanout, unreached, unreachedByUser } from "../src/domain/fanout.js";
+import { BY_USER_MAX_EDGES, BY_USER_MIN_AUDIENCE, fanout, goesToEveryEdge, unreached, unreachedByUser } from "../src/domain/fanout.js";
 
 describe("fan-out", () => {
   it("reaches every session but the sending device, and names members with none", () => {
@@ -33,5 +33,15 @@ describe("fan-out", () => {
   it("by user: pushes to the members no edge reached, never to the sender", () => {
     assert.deepEqual(unreachedByUser(["ann", "bob", "cat", "dan"], new Set(["bob", "eve"]), "ann"), ["cat", "dan"]);
     assert.deepEqual(unreachedByUser(["ann", "bob"], new Set(["ann", "bob"])), []);
+  });
+
+  it("by user when the edges are few or the audience large; by session otherwise", () => {
+    const limits = { minAudience: BY_USER_MIN_AUDIENCE, maxEdges: BY_USER_MAX_EDGES };
+    assert.equal(goesToEveryEdge(2, 1, limits), true, "one edge: a 1:1 event goes to it by user");
+    assert.equal(goesToEveryEdge(2, 4, limits), true);
+    assert.equal(goesToEveryEdge(2, 5, limits), false, "five edges: a 1:1 event goes to its sessions");
+    assert.equal(goesToEveryEdge(64, 50, limits), true, "a large group goes to every edge however many");
+    assert.equal(goesToEveryEdge(2, 0, { ...limits, maxEdges: 0 }), true, "no live edge: nobody to look up, everyone gets the push");
+    assert.equal(goesToEveryEdge(2, 1, { ...limits, maxEdges: 0 }), false, "BY_USER_MAX_EDGES=0: sessions looked up");
   });
 });

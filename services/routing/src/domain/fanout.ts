@@ -1,7 +1,8 @@
 // Fan-out rules, pure: which sessions get an event (grouped per edge, one Deliver per edge), and
-// which members get a push instead. A large audience is not looked up session by session: its
-// event goes to every live edge with the member list, and each edge writes to the members'
-// sessions it holds (it knows them at once, with no registry in between).
+// which members get a push instead. A large audience, or any audience when there are only a few
+// live edges, is not looked up session by session: its event goes to every live edge with the
+// member list, and each edge writes to the members' sessions it holds (it knows them at once,
+// with no registry in between).
 import type { Session } from "../../../../gen/chat/connection/v1/connection_pb.js";
 
 export interface Fanout {
@@ -15,6 +16,17 @@ export interface Fanout {
 
 /** Audiences at least this large go to every live edge by user instead of by session. */
 export const BY_USER_MIN_AUDIENCE = 64;
+
+/**
+ * With this many live edges or fewer, every event goes to every live edge by user: each edge then
+ * receives at most a few copies of an event it has no session for, which costs less than the
+ * session lookup (one call to connection and Redis per batch, in series before the deliveries).
+ */
+export const BY_USER_MAX_EDGES = 4;
+
+/** Whether an audience goes to every live edge by user rather than to its sessions. */
+export const goesToEveryEdge = (audienceSize: number, liveEdges: number, limits: { minAudience: number; maxEdges: number }): boolean =>
+  liveEdges <= limits.maxEdges || audienceSize >= limits.minAudience;
 
 /**
  * Every live session of every member gets the event, except the device that sent it (it already
