@@ -194,10 +194,22 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     assert.ok(Array.isArray(ok.conversations));
   });
 
+  it("texts at the size limit, 100,000 characters of 4 bytes each, several at once, are stored and delivered whole", async () => {
+    const [tia, uma] = await Promise.all([open("tia", "phone"), open("uma", "phone")]);
+    const { conversation } = await tia.call("getOrCreateDirectConversation", { peerId: user("uma") });
+    const conversationId = conversation?.conversationId ?? assert.fail("no conversation");
+    const big = (n: number) => String.fromCodePoint(0x1f600 + n).repeat(100_000);
+    const sent = await Promise.all([0, 1, 2].map((n) => tia.call("sendMessage", { conversationId, clientMsgId: `big-${n}`, text: big(n) })));
+    assert.deepEqual(sent.map((r) => Number(r.seq)).sort(), [1, 2, 3]);
+    const texts = (ev: Event[]) => ev.flatMap((e) => (e.kind.case === "message" && e.kind.value.message?.content.case === "text" ? [e.kind.value.message.content.value] : []));
+    await uma.until((ev) => texts(ev).length >= 3);
+    assert.deepEqual(new Set(texts(uma.events)), new Set([0, 1, 2].map(big)));
+  });
+
   it("a frame over the size limit is refused while it is read: the connection closes with 1009", async () => {
     const q = await open("quin", "phone");
     const closed = new Promise<number>((r) => q.ws.once("close", (code: number) => r(code)));
-    q.ws.send(Buffer.alloc(300 * 1024, 0x41), { binary: false });
+    q.ws.send(Buffer.alloc(600 * 1024, 0x41), { binary: false });
     assert.equal(await closed, 1009);
     // A call on the closed socket fails at once instead of waiting for an answer that cannot come.
     await assert.rejects(q.call("listConversations", {}), /connection closed/);

@@ -46,8 +46,10 @@ async function settle<T, R>(batch: Queued<T, R>[], process: (items: T[]) => Prom
 
 /**
  * Runs items with the same key in batches, one batch at a time, in arrival order: items that
- * arrive while a batch of their key runs go together in the next one (up to `maxBatch`). An item
- * for which `alone` holds runs in a batch of its own. `process` answers each item of a batch with
+ * arrive while a batch of their key runs go together in the next one (up to `maxBatch`, and with
+ * `budget`, up to `budget.max` of their weight: an item that would pass it starts the next batch,
+ * and one heavier than that alone goes alone). An item for which `alone` holds runs in a batch of
+ * its own. `process` answers each item of a batch with
  * its result or an Error (that item's failure); throwing fails the whole batch. With `gather`, an
  * idle key's first batch starts at the end of the current turn of the event loop (setImmediate),
  * not at once, so what else is issued in that turn goes with it.
@@ -60,6 +62,7 @@ export class KeyedBatchQueue<T, R> {
     private readonly maxBatch = 100,
     private readonly alone: (item: T) => boolean = () => false,
     private readonly gather = false,
+    private readonly budget?: { weight: (item: T) => number; max: number },
   ) {}
 
   run(key: string, item: T): Promise<R> {
@@ -83,7 +86,16 @@ export class KeyedBatchQueue<T, R> {
         return;
       }
       let n = 1;
-      if (!this.alone(queue[0]?.item)) while (n < queue.length && n < this.maxBatch && !this.alone(queue[n]?.item)) n++;
+      const first = queue[0];
+      if (first !== undefined && !this.alone(first.item)) {
+        let weight = this.budget?.weight(first.item) ?? 0;
+        for (let next = queue[n]; next !== undefined && n < this.maxBatch && !this.alone(next.item); next = queue[++n]) {
+          if (this.budget !== undefined) {
+            weight += this.budget.weight(next.item);
+            if (weight > this.budget.max) break;
+          }
+        }
+      }
       const batch = queue.splice(0, n);
       await settle(batch, (items) => this.process(key, items));
     }

@@ -126,4 +126,21 @@ describe("batching", () => {
     assert.equal(await q.run("k", "x3"), "x3");
     assert.deepEqual(batches.at(-1), ["x3"], "a later turn is a batch of its own");
   });
+
+  it("KeyedBatchQueue with a budget: a batch stops before the item that would pass it; a heavier item goes alone", async () => {
+    const batches: string[][] = [];
+    const q = new KeyedBatchQueue<string, string>(
+      async (_, items) => {
+        batches.push(items);
+        return items;
+      },
+      100,
+      () => false,
+      true,
+      { weight: (item) => item.length, max: 6 },
+    );
+    const items = ["aa", "bb", "cc", "ddd", "eeeeeeeeee", "f", "g"];
+    assert.deepEqual(await Promise.all(items.map((i) => q.run("k", i))), items);
+    assert.deepEqual(batches, [["aa", "bb", "cc"], ["ddd"], ["eeeeeeeeee"], ["f", "g"]]);
+  });
 });

@@ -56,7 +56,7 @@ const Config = z.object({
   /** AppendMany calls to the message store in flight at once; sends that arrive meanwhile go together in the next one. */
   EDGE_APPEND_CALLS_IN_FLIGHT: int(DEFAULT_APPEND_CALLS_IN_FLIGHT, 1),
   /** Largest client frame or request, in bytes. */
-  MAX_FRAME_BYTES: int(256 * 1024, 1024),
+  MAX_FRAME_BYTES: int(512 * 1024, 1024),
   WS_FRAMES_PER_SECOND: int(100, 1),
   WS_FRAME_BURST: int(200, 1),
   WS_MAX_BUFFERED_BYTES: int(8 * 1024 * 1024, 1024),

@@ -83,6 +83,30 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>): void
       assert.deepEqual((await store.range(c, 1, 13)).map((m) => m.content.value), ["before", ...batch.map((m) => m.content.value)]);
     });
 
+    it("messages at the size limit, many at once, are stored and read back whole", async () => {
+      const store = await d.open();
+      // 100,000 characters of 4 bytes each in UTF-8: 400 KB per message, far past Cassandra's
+      // batch size limit (50 KiB by default), written while small messages are written too.
+      const big = (n: number) => String.fromCodePoint(0x1f600 + n).repeat(100_000);
+      const convs = Array.from({ length: 6 }, conv);
+      const results = await Promise.all(
+        convs.flatMap((c, i) => [
+          store.appendBatch([text(c, "alice", "big1", big(i)), text(c, "bob", "small", "hi"), text(c, "alice", "big2", big(i + 1))]),
+          store.afterAppend(c, 3, ["alice", "bob"], "alice"),
+        ]),
+      );
+      assert.equal(results.length, 12);
+      for (const [i, c] of convs.entries()) {
+        const stored = await store.range(c, 1, 3);
+        assert.deepEqual(stored.map((m) => [Number(m.seq), m.content.case === "text" ? m.content.value.length : -1]), [
+          [1, 200_000],
+          [2, 2],
+          [3, 200_000],
+        ], "each big message is 100,000 characters (200,000 UTF-16 units)");
+        assert.equal(stored[0]?.content.value, big(i));
+      }
+    });
+
     it("concurrent appends through the per-conversation queue are gap-free and unique", async () => {
       const store = await d.open();
       const queue = new KeyedSerialQueue();

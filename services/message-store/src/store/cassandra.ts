@@ -41,16 +41,25 @@ const Q = {
 };
 const OPTS = { prepare: true };
 /**
- * Statements per unlogged batch at most. Small rows (about 100 bytes each) from many partitions:
- * well under Cassandra's batch size limits; past its default multi-partition warning threshold (10),
- * which only logs.
+ * Statements per unlogged batch at most. Mostly small rows (about 100 bytes each) from many
+ * partitions; past Cassandra's default multi-partition warning threshold (10), which only logs.
  */
 const MAX_WRITE_BATCH = 32;
+/**
+ * Bytes of values per batch at most: a batch Cassandra measures past `batch_size_fail_threshold`
+ * (50 KiB by default) is refused whole, and a message may be 100,000 characters (up to 400 KB).
+ * A statement heavier than this is sent on its own, where no batch limit applies.
+ */
+const MAX_WRITE_BATCH_BYTES = 32 * 1024;
+/** Bytes of a statement's values, as the batch budget counts them (a string by its length: ids are ASCII). */
+const valueBytes = (params: unknown[]): number => params.reduce<number>((n, p) => n + (p instanceof Uint8Array ? p.length : typeof p === "string" ? p.length : 8), 0);
 
 /** One statement of the shared write batches (see `writes`). */
 interface Write {
   query: string;
   params: unknown[];
+  /** Its values' size (valueBytes). */
+  bytes: number;
   /** Throws when the write may no longer be sent (its seq's tenure ended). */
   check?: () => void;
 }
@@ -109,8 +118,12 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     MAX_WRITE_BATCH,
     () => false,
     true,
+    { weight: (w) => w.bytes, max: MAX_WRITE_BATCH_BYTES },
   );
-  const write = (query: string, params: unknown[], check?: () => void): Promise<true> => writes.run("", check === undefined ? { query, params } : { query, params, check });
+  const write = (query: string, params: unknown[], check?: () => void): Promise<true> => {
+    const bytes = valueBytes(params);
+    return writes.run("", check === undefined ? { query, params, bytes } : { query, params, bytes, check });
+  };
 
   async function probeLastSeq(conversationId: string): Promise<number> {
     const head = await client.execute(Q.headGet, [conversationId], OPTS);
