@@ -2,7 +2,8 @@
 // infrastructure by default, or --embedded), opens N WebSocket clients paired into direct
 // conversations, sends at a fixed offered rate, and reports sent / acknowledged / delivered,
 // end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, split at the
-// message's server_time (send -> stored, stored -> delivered), CPU and memory of every process, a progress line each second, a JSON result and an SVG chart under var/bench/.
+// message's server_time (send -> stored, stored -> delivered), CPU and memory of every process, a
+// progress line each second, a JSON result and an SVG chart under var/bench/.
 // Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--scenario group` runs
 // the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a reconnect
 // storm (bench/idle.ts), `--scenario floor` what Kafka and Cassandra alone cost per message, with no

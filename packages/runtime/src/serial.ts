@@ -49,10 +49,10 @@ async function settle<T, R>(batch: Queued<T, R>[], process: (items: T[]) => Prom
  * arrive while a batch of their key runs go together in the next one (up to `maxBatch`, and with
  * `budget`, up to `budget.max` of their weight: an item that would pass it starts the next batch,
  * and one heavier than that alone goes alone). An item for which `alone` holds runs in a batch of
- * its own. `process` answers each item of a batch with
- * its result or an Error (that item's failure); throwing fails the whole batch. With `gather`, an
- * idle key's first batch starts at the end of the current turn of the event loop (setImmediate),
- * not at once, so what else is issued in that turn goes with it.
+ * its own. `process` answers each item of a batch with its result or an Error (that item's
+ * failure); throwing fails the whole batch. With `gather`, an idle key's first batch starts at
+ * the end of the current turn of the event loop (setImmediate), not at once, so what else is
+ * issued in that turn goes with it.
  */
 export class KeyedBatchQueue<T, R> {
   private readonly queues = new Map<string, Queued<T, R>[]>();
