@@ -46,8 +46,8 @@ const OPTS = { prepare: true };
  * One batch is in flight, so this bounds the writes per Cassandra round trip: at 32 statements
  * and 14 ms a batch (a slow stretch of Cassandra; 3-4 ms is usual at 1,000 msg/s here) a store
  * writes at most about 2,300 statements/s, 450 messages/s at five writes each, and falls further
- * behind for as long as more is offered. Under a backlog the batches grow to this (or to MAX_WRITE_BATCH_BYTES); otherwise
- * they hold what one round trip lets gather, about 20.
+ * behind for as long as more is offered. Under a backlog the batches grow to this (or to
+ * MAX_WRITE_BATCH_BYTES); otherwise they hold what one round trip lets gather, about 20.
  */
 const MAX_WRITE_BATCH = 128;
 /**
