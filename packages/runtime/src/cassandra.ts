@@ -35,6 +35,7 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const CONNECT_ATTEMPTS = 3;
 
 /** The port of the first contact point that names one ("h:p" or "[v6]:p"). */
 function portOf(contactPoints: string[]): number | undefined {
@@ -61,24 +62,31 @@ function clientOptions(opts: CassandraOptions, keyspace?: string): cassandra.Dse
 export async function openCassandra(opts: CassandraOptions): Promise<CassandraSession> {
   if (!KEYSPACE.test(opts.keyspace)) throw new Error(`invalid Cassandra keyspace name "${opts.keyspace}": lowercase letters, digits and _, at most 48`);
   const where = `Cassandra at ${opts.contactPoints.join(",")} (data center ${opts.localDataCenter})`;
-  const connect = async (client: cassandra.Client) => {
-    try {
-      await client.connect();
-    } catch (err) {
-      await client.shutdown().catch(() => undefined);
-      throw new Error(`${where} is not reachable: ${messageOf(err)}`, { cause: err });
+  // A refused connection is tried twice more, half a second apart: a server that has just
+  // reported itself ready was once seen refusing a first connection (CI, cause not found).
+  const connect = async (keyspace?: string): Promise<cassandra.Client> => {
+    for (let attempt = 1; ; attempt++) {
+      const client = new cassandra.Client(clientOptions(opts, keyspace));
+      try {
+        await client.connect();
+        return client;
+      } catch (err) {
+        await client.shutdown().catch(() => undefined);
+        if (!(err instanceof cassandra.errors.NoHostAvailableError) || attempt >= CONNECT_ATTEMPTS) {
+          throw new Error(`${where} is not reachable: ${messageOf(err)}`, { cause: err });
+        }
+        await sleep(500);
+      }
     }
   };
-  const bootstrap = new cassandra.Client(clientOptions(opts));
-  await connect(bootstrap);
+  const bootstrap = await connect();
   try {
     const replication = opts.replication ?? "{'class': 'SimpleStrategy', 'replication_factor': 1}";
     await schemaChange(() => bootstrap.execute(`CREATE KEYSPACE IF NOT EXISTS ${opts.keyspace} WITH replication = ${replication}`));
   } finally {
     await bootstrap.shutdown();
   }
-  const client = new cassandra.Client(clientOptions(opts, opts.keyspace));
-  await connect(client);
+  const client = await connect(opts.keyspace);
   return {
     client,
     async health() {

@@ -2,6 +2,7 @@
 // infrastructure's 127.0.0.1:19042 by default; fails, naming it, when it is not up).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { migrateCql, openCassandra, type CassandraSession } from "../src/cassandra.js";
 
@@ -49,6 +50,34 @@ describe("cassandra", () => {
 
   it("names the server it cannot reach", async () => {
     await assert.rejects(openCassandra({ contactPoints: ["127.0.0.1:1"], localDataCenter, keyspace }), /^Error: Cassandra at 127\.0\.0\.1:1 .*is not reachable/);
+  });
+
+  it("connects to a server that starts listening shortly after a first refusal", async () => {
+    // A proxy to the real server on a port that refuses connections for its first 700 ms.
+    const [host, port] = [contactPoints[0].replace(/:\d+$/, ""), Number(/:(\d+)$/.exec(contactPoints[0])?.[1] ?? 9042)];
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen(0, "127.0.0.1", r));
+    const proxyPort = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const sockets = new Set<net.Socket>();
+    const proxy = net.createServer((client) => {
+      const server = net.connect(port, host);
+      for (const s of [client, server]) {
+        sockets.add(s);
+        s.on("error", () => s.destroy());
+      }
+      client.pipe(server).pipe(client);
+    });
+    const late = setTimeout(() => proxy.listen(proxyPort, "127.0.0.1"), 700);
+    try {
+      const session = await openCassandra({ contactPoints: [`127.0.0.1:${proxyPort}`], localDataCenter, keyspace });
+      await session.health();
+      await session.close();
+    } finally {
+      clearTimeout(late);
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it("refuses a keyspace name CQL would not take", async () => {
