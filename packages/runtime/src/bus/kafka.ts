@@ -1,11 +1,13 @@
 // The kafka driver, on kafkajs: an idempotent producer (acks=all) with Java's default partitioner
 // (murmur2 of the key, so keys land where Java clients put them), consumer groups tuned for low
-// latency, each batch's offsets committed once its handler resolves (without holding the next
-// batch for the commit's round trip). kafkajs logs go to pino (warn and above).
+// latency, each batch's offset resolved once its handler resolves and committed with the others
+// resolved meanwhile (bus/commits.ts: without holding the next batch for the commit's round trip,
+// at most one commit every 100 ms). kafkajs logs go to pino (warn and above).
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type ISocketFactory, type Producer } from "kafkajs";
 import { connect } from "node:net";
 import { createLogger, type Logger } from "../log.js";
 import { KeyedBatchQueue } from "../serial.js";
+import { CoalescedCommits } from "./commits.js";
 import { handleUntilDone, type Bus, type BusRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
 
 /**
@@ -55,12 +57,8 @@ function lazily<T>(connect: () => Promise<T>): { get: () => Promise<T>; started:
   };
 }
 
-/** A subscription's offset commits that its batches did not wait for (see handleBatch). */
-interface Commits {
-  inFlight: Set<Promise<void>>;
-  /** Set by stop(): from then on each batch waits for its commit, so the next member resumes after it. */
-  stopping: boolean;
-}
+/** How often a subscription commits its offsets at most (see CoalescedCommits). */
+const COMMIT_INTERVAL_MS = 100;
 
 /** Records of one publish call, copied (the caller may reuse its buffers as soon as publish returns). */
 interface Outgoing {
@@ -107,13 +105,12 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     await (await producerConn.get()).sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     return batch.map(() => true as const);
   }, Number.MAX_SAFE_INTEGER);
-  /** Open consumers, each with its commits in flight. */
-  const consumers = new Map<Consumer, Commits>();
+  /** Open consumers, each with its commits. */
+  const consumers = new Map<Consumer, CoalescedCommits>();
 
-  /** Stops a consumer once its commits in flight are answered (and new ones are awaited in turn). */
-  async function stopConsumer(consumer: Consumer, commits: Commits): Promise<void> {
-    commits.stopping = true;
-    await Promise.all(commits.inFlight);
+  /** Stops a consumer once what it resolved is committed (batches still in progress wait for their commits). */
+  async function stopConsumer(consumer: Consumer, commits: CoalescedCommits): Promise<void> {
+    await commits.stop();
     await consumer.disconnect();
   }
 
@@ -198,7 +195,9 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
       });
     });
     positioned.catch(() => undefined); // observed below; a later crash is kafkajs's to restart
-    const commits: Commits = { inFlight: new Set(), stopping: false };
+    const commits = new CoalescedCommits(COMMIT_INTERVAL_MS, (err) =>
+      logger.warn({ err, groupId: sub.groupId }, "offset commit failed; what it carried is handled again after a restart or rebalance"),
+    );
 
     try {
       await consumer.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
@@ -246,7 +245,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     };
   }
 
-  async function handleBatch(sub: SubscribeOptions, payload: EachBatchPayload, commits: Commits): Promise<void> {
+  async function handleBatch(sub: SubscribeOptions, payload: EachBatchPayload, commits: CoalescedCommits): Promise<void> {
     const { batch } = payload;
     const live = () => payload.isRunning() && !payload.isStale();
     const last = batch.messages.at(-1);
@@ -262,24 +261,10 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     }));
     const handled = await handleUntilDone(sub.handle, records, logger, live, () => payload.heartbeat());
     if (!handled) return; // not resolved, not committed: redelivered after the rebalance or restart
-    const offset = String(BigInt(last.offset) + 1n);
-    // This commit goes through while the consumer is stopping, unlike consumer.commitOffsets.
-    const commit = payload.commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset }] }] });
-    if (commits.stopping) {
-      // Committed first, resolved after: if the commit fails, the batch is fetched again.
-      await commit;
-      payload.resolveOffset(last.offset);
-      return;
-    }
     // The next batch does not wait for the commit's round trip to the group coordinator (it was a
-    // fixed share of routing's cycle): the offset is resolved now and the commit answers later, in
-    // order on the coordinator's connection. A commit that fails leaves the batch to be handled
-    // again after a restart or rebalance: still at least once.
+    // fixed share of routing's cycle), except while stopping: the next member resumes after it.
     payload.resolveOffset(last.offset);
-    const answered: Promise<void> = commit
-      .catch((err: unknown) => logger.warn({ err, groupId: sub.groupId, topic: batch.topic, partition: batch.partition, offset }, "offset commit failed; the batch is handled again after a restart or rebalance"))
-      .finally(() => commits.inFlight.delete(answered));
-    commits.inFlight.add(answered);
+    await commits.resolved(() => payload.commitOffsetsIfNecessary({ topics: payload.uncommittedOffsets().topics }));
   }
 
   return {
