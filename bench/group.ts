@@ -123,7 +123,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
         if (sender === undefined) continue;
         const sentAt = performance.now();
         pending.set(id, { sentAt, left: o.members - 1 });
-        sender.call("sendMessage", { conversationId, clientMsgId: `${id}@${run}`, text: `${tag}${id}.` }).then(
+        sender.call("sendMessage", { conversationId, clientMsgId: `${id}@${run}`, text: `${tag}${id}.`, firstAttempt: true }).then(
           () => {
             acknowledged++;
             if (sentAt >= measuredFrom && sentAt < measuredUntil) acks.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1000)));

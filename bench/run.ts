@@ -150,7 +150,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
         const t = performance.now();
         if (t >= measuredFrom) measuredSent++;
         sentAt.set(id, t);
-        socket.call("sendMessage", { conversationId: conversations[pair] ?? "", clientMsgId: `${tag}${id}`, text: `${tag}${id}` }).then(
+        socket.call("sendMessage", { conversationId: conversations[pair] ?? "", clientMsgId: `${tag}${id}`, text: `${tag}${id}`, firstAttempt: true }).then(
           () => {
             acknowledged++;
             if (t >= measuredFrom) acks.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));

@@ -195,7 +195,7 @@ describe("several edges (cluster)", () => {
     })();
     const danSends = (async () => {
       for (let i = 0; i < PER_SIDE; i++) {
-        await dan.send(conversationId, `d${i}`, `dan ${i}`);
+        await dan.send(conversationId, `d${i}`, `dan ${i}`, { fresh: true });
         danSent.push(`d${i}`);
         if (i === PER_SIDE / 3) {
           killedAt = Date.now();
@@ -242,7 +242,7 @@ describe("several edges (cluster)", () => {
     const conversationId = (await fay.call("getOrCreateDirectConversation", { peerId: user("gus") })).conversation?.conversationId ?? assert.fail();
     const sends: Promise<unknown>[] = [];
     for (let i = 0; i < PER_SIDE; i++) {
-      sends.push(fay.send(conversationId, `f${i}`, `fay ${i}`), gus.send(conversationId, `g${i}`, `gus ${i}`));
+      sends.push(fay.send(conversationId, `f${i}`, `fay ${i}`, { fresh: true }), gus.send(conversationId, `g${i}`, `gus ${i}`));
       if (i === PER_SIDE / 4) edgeProcess(drained).child.kill("SIGTERM");
       await pause(15);
     }

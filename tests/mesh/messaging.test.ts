@@ -59,7 +59,7 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     await Promise.all(devices.map((d, i) => d.until((ev) => seqsOf(ev).length >= n - perDevice, 20_000).then(() => assert.equal(new Set(seqsOf(d.events)).size, n - perDevice, `device ${i}`))));
   });
 
-  it("a send retried with the same client_msg_id stores one message", async () => {
+  it("a send retried with the same client_msg_id stores one message, also when a repeat is marked as a first attempt", async () => {
     const e = await open("eva", "phone");
     const { conversation } = await e.call("getOrCreateDirectConversation", { peerId: user("fin") });
     const conversationId = conversation?.conversationId ?? "";
@@ -69,8 +69,15 @@ for (const mode of modes("messaging", 22_000)) describe(mode.name, () => {
     // And once more after all three were answered: found in the store, not joined to one in progress.
     const later = await e.call("sendMessage", { conversationId, clientMsgId: "same", text: "once" });
     assert.deepEqual([later.messageId, later.created], [tries[0]?.messageId, false]);
+    // A resend wrongly marked as a first attempt (or a first send that arrives after its own
+    // retry was stored) still gets the stored message while the store remembers it, and a fresh
+    // first attempt in the same conversation is stored.
+    const marked = await e.call("sendMessage", { conversationId, clientMsgId: "same", text: "once", firstAttempt: true });
+    assert.deepEqual([marked.messageId, marked.created], [tries[0]?.messageId, false]);
+    const fresh = await e.call("sendMessage", { conversationId, clientMsgId: "new", text: "twice", firstAttempt: true });
+    assert.deepEqual([Number(fresh.seq), fresh.created], [2, true]);
     const history = await e.call("getHistory", { conversationId });
-    assert.deepEqual(history.messages.map((m) => m.content.value), ["once"]);
+    assert.deepEqual(history.messages.map((m) => m.content.value), ["once", "twice"]);
   });
 
   it("an offline device catches up from its cursor: exactly what it missed, in order", async () => {

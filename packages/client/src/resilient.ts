@@ -113,12 +113,16 @@ export class ResilientChat {
     return (await this.connected()).call(kind, value);
   }
 
-  /** Sends a text message, retrying across reconnections with the same client_msg_id until it is stored. */
-  async send(conversationId: string, clientMsgId: string, text: string): Promise<SendMessageResponse> {
+  /**
+   * Sends a text message, retrying across reconnections with the same client_msg_id until it is
+   * stored. `fresh`: the id was made for this call and never sent before; the first try then says
+   * so (SendMessageRequest.first_attempt, which saves the store a lookup), the retries do not.
+   */
+  async send(conversationId: string, clientMsgId: string, text: string, opts: { fresh?: boolean } = {}): Promise<SendMessageResponse> {
     const deadline = Date.now() + SEND_DEADLINE_MS;
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await this.call("sendMessage", { conversationId, clientMsgId, text });
+        const r = await this.call("sendMessage", { conversationId, clientMsgId, text, firstAttempt: attempt === 0 && opts.fresh === true });
         // The sender's own device gets no event for its message: it is handed on from the answer.
         this.take(create(MessageSchema, { conversationId, messageId: r.messageId, seq: r.seq, clientMsgId, senderId: this.userId, senderDeviceId: this.opts.deviceId, content: { case: "text", value: text }, ...(r.serverTime ? { serverTime: r.serverTime } : {}) }));
         return r;

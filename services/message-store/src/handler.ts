@@ -2,6 +2,7 @@
 // membership, take the next seq (one batch at a time per conversation), store durably, emit
 // MessageCreated, answer.
 import { create } from "@bufbuild/protobuf";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ConnectError, type Client, type ServiceImpl } from "@connectrpc/connect";
 import { ReceiptWatermarksSchema, type Message } from "../../../gen/chat/api/v1/model_pb.js";
 import { Direction } from "../../../gen/chat/api/v1/enums_pb.js";
@@ -225,7 +226,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   async function appendOnce(req: AppendRequest): Promise<AppendResponse> {
     // System messages come from the group service alone: NotFound for an unknown conversation.
     if (req.content.case !== "text") await group.getConversation({ conversationId: req.conversationId });
-    const stored = await store.findStored(req.conversationId, req.senderId, req.clientMsgId);
+    const stored = await store.findStored(req.conversationId, req.senderId, req.clientMsgId, req.firstAttemptAt === undefined ? undefined : timestampMs(req.firstAttemptAt));
     if (stored !== undefined) {
       const refused = await refusal(req.conversationId, req);
       if (refused !== undefined) throw refused;

@@ -321,6 +321,36 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     await leases.close();
   });
 
+  it("a first attempt received while the replica writes the conversation is answered without a read; elsewhere, late, or unmarked it is read", async () => {
+    const reads = { a: 0, b: 0 };
+    const counting = (who: "a" | "b") => async (query: string) => {
+      if (query.includes("FROM message_idempotency")) reads[who]++;
+    };
+    const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.8:9102", counting("a"));
+    // The shards of the replicas killed above are free once their leases ran out.
+    await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    const m1 = await a.store.append(text(c, "alice", "m1")); // the conversation's first here: looked up
+    assert.equal(reads.a, 1);
+    // Edges' clocks may be 2 s apart from the store's: a first attempt counts once received that much after the store began writing the conversation.
+    await new Promise((r) => setTimeout(r, 2_100));
+    assert.equal(await a.store.findStored(c, "alice", "m2", Date.now()), undefined);
+    assert.equal(reads.a, 1, "a first attempt received now is not looked up");
+    assert.equal((await a.store.findStored(c, "alice", "m1", Date.now()))?.messageId, m1.message.messageId, "one stored here is remembered");
+    assert.equal(reads.a, 1);
+    assert.equal(await a.store.findStored(c, "alice", "m3", Date.now() - 120_000), undefined);
+    assert.equal(reads.a, 2, "one received two minutes ago is looked up");
+    assert.equal(await a.store.findStored(c, "alice", "m3"), undefined);
+    assert.equal(reads.a, 3, "an unmarked send is looked up");
+
+    const b = await replica(`b-${randomBytes(3).toString("hex")}`, "10.0.0.9:9102", counting("b"));
+    await a.leases.close();
+    await until(() => b.store.writer(c).kind === "self", 2 * timing.renewEveryMs + 1000);
+    assert.equal((await b.store.findStored(c, "alice", "m1", Date.now()))?.messageId, m1.message.messageId, "the next writer looks a first attempt up");
+    assert.equal(reads.b, 1);
+    await b.leases.close();
+  });
+
   it("spreads conversations over every shard", () => {
     const seen = new Set(Array.from({ length: 2000 }, (_, i) => shardOf(`conversation-${i}`)));
     assert.equal(seen.size, SHARDS);

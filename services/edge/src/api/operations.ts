@@ -1,6 +1,7 @@
 // The public API's operations, one per ChatService unary method, as the authenticated caller.
 // Both faces of the edge run these same functions: Connect/gRPC calls (api/connect.ts) and
 // WebSocket frames (api/websocket.ts). Each forwards to the service that owns the data.
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import type { ChatService } from "../../../../gen/chat/api/v1/api_pb.js";
 import { Role } from "../../../../gen/chat/api/v1/enums_pb.js";
@@ -82,7 +83,15 @@ export function createOperations({ group, messageStore, connection, presence, pu
     },
     sendMessage: async (caller, req) => {
       const r = await appends.run({
-        append: { conversationId: req.conversationId, senderId: caller.userId, senderDeviceId: caller.deviceId, clientMsgId: req.clientMsgId, content: { case: "text", value: req.text } },
+        append: {
+          conversationId: req.conversationId,
+          senderId: caller.userId,
+          senderDeviceId: caller.deviceId,
+          clientMsgId: req.clientMsgId,
+          content: { case: "text", value: req.text },
+          // The store trusts a first attempt received recently not to be stored yet (see its findStored).
+          ...(req.firstAttempt ? { firstAttemptAt: timestampNow() } : {}),
+        },
         traceHeaders: injectTraceHeaders(),
       });
       const m = r.message;

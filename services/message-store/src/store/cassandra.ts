@@ -5,6 +5,8 @@
 // its batch is sent, that the tenure still holds: a replica that lost a shard sends no seq again.
 // Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
 // verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
+// A client's first attempt (it says so) received lately is not looked up when this replica knows
+// every message it could have been stored as (see `trusts`): one read per message less.
 // Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
 // not per row.
 import type { Client, types } from "cassandra-driver";
@@ -69,6 +71,16 @@ interface Write {
   check?: () => void;
 }
 
+/**
+ * How long the driver remembers the messages it stored (seq and message id, by conversation,
+ * sender and client_msg_id), and at most how many (about 150 bytes each): a first attempt received
+ * within this window is answered from this memory instead of a read (see `trusts`).
+ */
+const RECENT_MS = 60_000;
+const MAX_RECENT = 100_000;
+/** How far the clocks of edges and message-store replicas may be apart (NTP; the leases assume a second). */
+const CLOCK_SKEW_MS = 2_000;
+
 /** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
 const maxWins = (value: number) => Long.fromNumber(value + 1);
 
@@ -91,8 +103,43 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   const { leases } = opts;
   const size = opts.bucketSize ?? BUCKET_SIZE;
   const bucket = (seq: number) => bucketOf(seq, size);
-  /** Each conversation's last seq as this replica knows it, and the tenure it was read under. */
-  const lastSeqs = new Map<string, { seq: number; tenure: number }>();
+  /**
+   * Each conversation's last seq as this replica knows it, the tenure it was read under, and when
+   * (Date.now()) it was read: every message of the conversation stored since then was stored here.
+   */
+  const lastSeqs = new Map<string, { seq: number; tenure: number; since: number }>();
+  /** What this replica stored lately, oldest first, by `recentKey` (see RECENT_MS). */
+  const recent = new Map<string, { seq: number; messageId: string; at: number }>();
+  /** Since when `recent` names every message this replica stored (later once MAX_RECENT evicted one still in the window). */
+  let recentComplete = Date.now();
+  const recentKey = (conversationId: string, senderId: string, clientMsgId: string) => `${conversationId}\n${senderId}\n${clientMsgId}`;
+
+  function remember(key: string, seq: number, messageId: string): void {
+    const now = Date.now();
+    recent.delete(key);
+    recent.set(key, { seq, messageId, at: now });
+    for (const [k, v] of recent) {
+      const current = v.at >= now - RECENT_MS;
+      if (current && recent.size <= MAX_RECENT) break;
+      if (current) recentComplete = Math.max(recentComplete, v.at);
+      recent.delete(k);
+    }
+  }
+
+  /**
+   * Whether a first attempt an edge received at `firstAttemptAtMs` can not have been stored yet
+   * unless `recent` names it. Any earlier copy was stored after that moment (the client resends
+   * only after a first send), so by this replica if it has written the conversation under one
+   * tenure since before then (no other replica writes it meanwhile), and still in the window: so
+   * `recent` would name it.
+   */
+  function trusts(conversationId: string, firstAttemptAtMs: number): boolean {
+    const known = lastSeqs.get(conversationId);
+    const tenure = leases.tenure(conversationId);
+    if (known === undefined || tenure === undefined || known.tenure !== tenure) return false;
+    const received = firstAttemptAtMs - CLOCK_SKEW_MS;
+    return received >= Math.max(known.since, recentComplete) && Date.now() - received <= RECENT_MS;
+  }
 
   /**
    * The writes (idempotency rows, messages, inboxes, receipts, heads): one unlogged batch in
@@ -144,7 +191,12 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     return last;
   }
 
-  async function findStored(conversationId: string, senderId: string, clientMsgId: string): Promise<Message | undefined> {
+  async function findStored(conversationId: string, senderId: string, clientMsgId: string, firstAttemptAtMs?: number): Promise<Message | undefined> {
+    const remembered = recent.get(recentKey(conversationId, senderId, clientMsgId));
+    if (remembered !== undefined) {
+      const row = (await client.execute(Q.one, [conversationId, bucket(remembered.seq), Long.fromNumber(remembered.seq)], OPTS)).first();
+      if (row !== null && row["message_id"] === remembered.messageId) return rowToMessage(row);
+    } else if (firstAttemptAtMs !== undefined && trusts(conversationId, firstAttemptAtMs)) return undefined;
     const idem = (await client.execute(Q.idemGet, [conversationId, senderId, clientMsgId], OPTS)).first();
     if (idem === null) return undefined;
     const seq = num(idem["seq"]);
@@ -187,6 +239,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       const tenure = leases.tenure(conversationId);
       if (tenure === undefined) throw notWriter(conversationId);
       const known = lastSeqs.get(conversationId);
+      const since = known?.tenure === tenure ? known.since : Date.now();
       const base = known?.tenure === tenure ? known.seq : await probeLastSeq(conversationId);
       const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
       const stillHeld = () => {
@@ -207,8 +260,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
         lastSeqs.delete(conversationId);
         throw err;
       }
-      for (const c of claims) results[c.i] = { message: withSeq(c.m, c.seq), created: true };
-      lastSeqs.set(conversationId, { seq: base + claims.length, tenure });
+      for (const c of claims) {
+        results[c.i] = { message: withSeq(c.m, c.seq), created: true };
+        remember(recentKey(conversationId, c.m.senderId, c.m.clientMsgId), c.seq, c.m.messageId);
+      }
+      lastSeqs.set(conversationId, { seq: base + claims.length, tenure, since });
       // The head is only a hint of the bucket to start reading the last seq from: written when a
       // new bucket starts (a lost update costs one more read, nothing else).
       for (const c of claims) {

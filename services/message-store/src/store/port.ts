@@ -52,8 +52,11 @@ export interface MessageStore {
   /**
    * The message stored for (conversation, sender, client_msg_id), if any: what a retry of it is
    * answered with. Lets a caller look retries up before it queues a message for its seq.
+   * `firstAttemptAtMs`: when an edge received the client's first send of it (the client said so):
+   * a driver that knows every message it stored since before then may answer without reading
+   * (Cassandra: see `recent` in its driver).
    */
-  findStored(conversationId: string, senderId: string, clientMsgId: string): Promise<Message | undefined>;
+  findStored(conversationId: string, senderId: string, clientMsgId: string, firstAttemptAtMs?: number): Promise<Message | undefined>;
   /** Who writes the conversation's seqs now (the embedded driver: always this process). */
   writer(conversationId: string): Writer;
   /** The highest seq of a conversation (0 when empty). */
