@@ -62,8 +62,9 @@ function clientOptions(opts: CassandraOptions, keyspace?: string): cassandra.Dse
 export async function openCassandra(opts: CassandraOptions): Promise<CassandraSession> {
   if (!KEYSPACE.test(opts.keyspace)) throw new Error(`invalid Cassandra keyspace name "${opts.keyspace}": lowercase letters, digits and _, at most 48`);
   const where = `Cassandra at ${opts.contactPoints.join(",")} (data center ${opts.localDataCenter})`;
-  // A refused connection is tried twice more, half a second apart: a server that has just
-  // reported itself ready was once seen refusing a first connection (CI, cause not found).
+  // A connection that reaches no host (refused, timed out, or refused by every node) is tried
+  // twice more, half a second apart: a server that had just reported itself ready was once seen
+  // refusing a first connection (CI, cause not found).
   const connect = async (keyspace?: string): Promise<cassandra.Client> => {
     for (let attempt = 1; ; attempt++) {
       const client = new cassandra.Client(clientOptions(opts, keyspace));
