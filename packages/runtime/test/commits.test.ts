@@ -37,7 +37,7 @@ describe("coalesced offset commits", () => {
       await sleep(1);
     }
     assert.deepEqual(c.commits.slice(0, 1), [1], "the first resolved offset is committed at once");
-    await sleep(150);
+    await sleep(300); // the trailing commit is due within 100 ms; room for a busy machine
     assert.ok(c.commits.length <= 2 + Math.ceil((Date.now() - started) / 100), `commits: ${c.commits.length}`);
     assert.equal(c.commits.at(-1), 50, "the last resolved offset is committed within the interval");
     assert.equal(c.maxInFlight(), 1);
@@ -76,7 +76,7 @@ describe("coalesced offset commits", () => {
     await sleep(5);
     resolvedUpTo = 2;
     await commits.resolved(send);
-    await sleep(40);
+    await sleep(200);
     assert.equal(errors.length, 1);
     assert.deepEqual(sent, [1, 2]);
   });

@@ -191,19 +191,21 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     return last;
   }
 
+  /** The message at seq, if it is the one with this id (a claim whose message write never happened, crash in between, is stale). */
+  async function messageAt(conversationId: string, seq: number, messageId: unknown): Promise<Message | undefined> {
+    const row = (await client.execute(Q.one, [conversationId, bucket(seq), Long.fromNumber(seq)], OPTS)).first();
+    return row === null || row["message_id"] !== messageId ? undefined : rowToMessage(row);
+  }
+
   async function findStored(conversationId: string, senderId: string, clientMsgId: string, firstAttemptAtMs?: number): Promise<Message | undefined> {
     const remembered = recent.get(recentKey(conversationId, senderId, clientMsgId));
     if (remembered !== undefined) {
-      const row = (await client.execute(Q.one, [conversationId, bucket(remembered.seq), Long.fromNumber(remembered.seq)], OPTS)).first();
-      if (row !== null && row["message_id"] === remembered.messageId) return rowToMessage(row);
+      const message = await messageAt(conversationId, remembered.seq, remembered.messageId);
+      if (message !== undefined) return message;
     } else if (firstAttemptAtMs !== undefined && trusts(conversationId, firstAttemptAtMs)) return undefined;
     const idem = (await client.execute(Q.idemGet, [conversationId, senderId, clientMsgId], OPTS)).first();
-    if (idem === null) return undefined;
-    const seq = num(idem["seq"]);
-    const row = (await client.execute(Q.one, [conversationId, bucket(seq), Long.fromNumber(seq)], OPTS)).first();
-    // A claim whose message write never happened (crash in between) is stale: append anew.
-    if (row === null || row["message_id"] !== idem["message_id"]) return undefined;
-    return rowToMessage(row);
+    // Not stored, or stale: append anew.
+    return idem === null ? undefined : messageAt(conversationId, num(idem["seq"]), idem["message_id"]);
   }
 
   /**
@@ -239,8 +241,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       const tenure = leases.tenure(conversationId);
       if (tenure === undefined) throw notWriter(conversationId);
       const known = lastSeqs.get(conversationId);
-      const since = known?.tenure === tenure ? known.since : Date.now();
-      const base = known?.tenure === tenure ? known.seq : await probeLastSeq(conversationId);
+      const { seq: base, since } = known?.tenure === tenure ? known : { since: Date.now(), seq: await probeLastSeq(conversationId) };
       const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
       const stillHeld = () => {
         if (leases.tenure(conversationId) !== tenure) throw notWriter(conversationId);
