@@ -38,13 +38,16 @@ live_pid() {
   return 1
 }
 
-# wait_for NAME SECONDS CHECK...: runs CHECK until it succeeds; on timeout prints the log tail and fails.
+# wait_for NAME SECONDS CHECK...: runs CHECK until it succeeds; when the server's process exits
+# first, or on timeout, prints why and the log tail and fails.
 wait_for() {
-  local name=$1 seconds=$2; shift 2
+  local name=$1 seconds=$2 why=""; shift 2
   local deadline=$(( $(date +%s) + seconds ))
   until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ] || { [ -f "$RUN/$name.pid" ] && ! live_pid "$name" >/dev/null; }; then
-      log "$name did not become ready within ${seconds}s; last lines of $LOGS/$name.log:"
+    if [ -f "$RUN/$name.pid" ] && ! live_pid "$name" >/dev/null; then why="exited before it was ready"
+    elif [ "$(date +%s)" -ge "$deadline" ]; then why="did not become ready within ${seconds}s"; fi
+    if [ -n "$why" ]; then
+      log "$name $why; last lines of $LOGS/$name.log:"
       tail -n 60 "$LOGS/$name.log" 2>/dev/null || true
       return 1
     fi

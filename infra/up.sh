@@ -80,15 +80,17 @@ up_cassandra() {
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(pg redis kafka cassandra)
-pids=()
+# Each server starts in its own subshell, run as a plain command: under `( ... ) || handler` bash
+# would ignore set -e inside it, and a server that never answered would still be logged as up.
+pids=() names=()
 for t in "${targets[@]}"; do
   case "$t" in
-    pg | redis | kafka | cassandra)
-      ("up_$t") || { log "$t failed to start; last lines of $LOGS/$t.log:"; tail -n 60 "$LOGS/$t.log" 2>/dev/null; exit 1; } &
-      pids+=($!) ;;
+    pg | redis | kafka | cassandra) ("up_$t") & pids+=($!) names+=("$t") ;;
     *) log "unknown server '$t' (expected: pg redis kafka cassandra)"; exit 2 ;;
   esac
 done
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { log "${names[$i]} failed to start (its log: $LOGS/${names[$i]}.log)"; status=1; }
+done
 exit $status
