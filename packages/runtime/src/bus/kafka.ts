@@ -2,12 +2,14 @@
 // (murmur2 of the key, so keys land where Java clients put them), consumer groups tuned for low
 // latency, each batch's offset resolved once its handler resolves and committed with the others
 // resolved meanwhile (bus/commits.ts: without holding the next batch for the commit's round trip,
-// at most one commit every 100 ms). kafkajs logs go to pino (warn and above).
+// at most one commit every 100 ms), kafkajs's idle request queues fixed (bus/kafkajs-idle.ts).
+// kafkajs logs go to pino (warn and above).
 import { Kafka, logLevel, Partitioners, type Admin, type Consumer, type EachBatchPayload, type IHeaders, type ISocketFactory, type Producer } from "kafkajs";
 import { connect } from "node:net";
 import { createLogger, type Logger } from "../log.js";
 import { KeyedBatchQueue } from "../serial.js";
 import { CoalescedCommits } from "./commits.js";
+import "./kafkajs-idle.js";
 import { handleUntilDone, type Bus, type BusRecord, type PartitionLag, type SubscribeOptions, type Subscription, type TopicSpec } from "./port.js";
 
 /**
