@@ -26,6 +26,24 @@ describe("client frames", () => {
     refused(Buffer.from([0x0a, 0xff]), true);
     // field 10 (send_message) holding field 3 (text) with the invalid UTF-8 byte 0xff
     refused(Buffer.from([0x52, 0x03, 0x1a, 0x01, 0xff]), true);
+    // Named as such wherever the byte is: in a list item, in a message nested in a list (a member
+    // id, a sync cursor's conversation id: put in place of a marker of an otherwise valid frame).
+    const corrupted = (request: Parameters<typeof create<typeof ClientFrameSchema>>[1]) => {
+      const bytes = Buffer.from(toBinary(ClientFrameSchema, create(ClientFrameSchema, request)));
+      bytes[bytes.indexOf("zz")] = 0xff;
+      return bytes;
+    };
+    for (const bytes of [
+      corrupted({ requestId: 1, request: { case: "createGroup", value: { title: "t", memberIds: ["ab", "zz"] } } }),
+      corrupted({ requestId: 1, request: { case: "sync", value: { cursors: [{ conversationId: "zz" }] } } }),
+      Buffer.from([0x52, 0x03, 0x1a, 0x01, 0xff]),
+    ]) {
+      assert.throws(() => decodeClientFrame(bytes, true), { message: "invalid UTF-8 in a string field" });
+    }
+    // U+FFFD that the client sent is text like any other.
+    const sent = create(ClientFrameSchema, { requestId: 2, request: { case: "createGroup", value: { title: "t", memberIds: ["a\uFFFDb"] } } });
+    const decoded = decodeClientFrame(Buffer.from(toBinary(ClientFrameSchema, sent)), true);
+    assert.deepEqual(decoded.request.case === "createGroup" ? decoded.request.value.memberIds : [], ["a\uFFFDb"]);
   });
 
   it("name error codes as Connect does, and pick the subprotocol", () => {

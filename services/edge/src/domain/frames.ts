@@ -12,7 +12,6 @@ export type Encoding = typeof PROTO | typeof JSON_TEXT;
 export const chooseEncoding = (offered: Set<string>): Encoding => (offered.has(PROTO) ? PROTO : JSON_TEXT);
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
-const REPLACEMENT = Buffer.from("\uFFFD");
 
 export class FrameError extends Error {
   constructor(
@@ -30,11 +29,10 @@ export function decodeClientFrame(data: Buffer, isBinary: boolean): ClientFrame 
     try {
       frame = fromBinary(ClientFrameSchema, data);
     } catch (err) {
+      // The decoder checks every string as it reads it (proto3's utf8_validation = VERIFY): invalid
+      // UTF-8 anywhere in the frame throws here, nothing is decoded with replacement characters.
+      if ((err as { code?: unknown }).code === "ERR_ENCODING_INVALID_ENCODED_DATA") throw new FrameError("invalid UTF-8 in a string field");
       throw new FrameError(`malformed frame: ${(err as Error).message}`);
-    }
-    // Protobuf decoding replaces invalid UTF-8 with U+FFFD; refuse instead of storing mangled text.
-    if (toJsonString(ClientFrameSchema, frame).includes("\uFFFD") && !data.includes(REPLACEMENT)) {
-      throw new FrameError("invalid UTF-8 in a string field");
     }
   } else {
     let text: string;
