@@ -16,7 +16,7 @@ import * as hdr from "hdr-histogram-js";
 import cassandra from "cassandra-driver";
 import { openBus } from "../packages/runtime/src/bus/index.js";
 import { openCassandra } from "../packages/runtime/src/cassandra.js";
-import { sampleAll, usage } from "./procstat.js";
+import { machineNote, machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
 
 export interface FloorOptions {
   rate: number;
@@ -37,6 +37,8 @@ export interface FloorStep {
   cpuPercent: Record<string, number>;
   /** Cassandra, Kafka and this process together, per message done in the measured window. */
   cpuMsPerMessage: number;
+  /** The whole machine over the measured window (see machineUsage). */
+  machineCpu: MachineUsage | undefined;
 }
 
 const CONVERSATIONS = 1000;
@@ -57,8 +59,8 @@ async function paced(name: string, o: FloorOptions, op: (i: number) => Promise<u
   let issued = 0;
   let done = 0;
   let failed = 0;
-  let before: ReturnType<typeof sampleAll> | undefined;
-  let after: ReturnType<typeof sampleAll> | undefined;
+  let before: Snapshot | undefined;
+  let after: Snapshot | undefined;
   const inFlight = new Set<Promise<unknown>>();
   const record = (t0: number, at: number) => {
     if (t0 < from || t0 >= until) return;
@@ -96,7 +98,8 @@ async function paced(name: string, o: FloorOptions, op: (i: number) => Promise<u
     while (completion.size > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     completion.clear();
   }
-  const cpu = usage(before ?? {}, after ?? {}, o.durationS);
+  const none: Snapshot = { processes: {}, machine: undefined };
+  const cpu = usage(before ?? none, after ?? none, o.durationS);
   const cpuSeconds = Object.values(cpu).reduce((n, p) => n + p.cpuSeconds, 0);
   const step: FloorStep = {
     step: name,
@@ -107,9 +110,10 @@ async function paced(name: string, o: FloorOptions, op: (i: number) => Promise<u
     latencyMs: { p50: ms(h.getValueAtPercentile(50)), p99: ms(h.getValueAtPercentile(99)), max: ms(h.maxValue) },
     cpuPercent: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v.cpuPercent])),
     cpuMsPerMessage: done === 0 ? 0 : Math.round((cpuSeconds / done) * 1e6) / 1e3,
+    machineCpu: machineUsage(before ?? none, after ?? none),
   };
   const cpuLine = Object.entries(step.cpuPercent).map(([k, v]) => `${k} ${v}%`).join(", ");
-  o.log(`[floor] ${name}: ${step.achievedRate}/s of ${o.rate}/s${failed > 0 ? ` (${failed} failed)` : ""}, p50 ${step.latencyMs.p50} ms p99 ${step.latencyMs.p99} ms; cpu ${cpuLine}; ${step.cpuMsPerMessage} ms cpu per message`);
+  o.log(`[floor] ${name}: ${step.achievedRate}/s of ${o.rate}/s${failed > 0 ? ` (${failed} failed)` : ""}, p50 ${step.latencyMs.p50} ms p99 ${step.latencyMs.p99} ms; cpu ${cpuLine}; ${step.cpuMsPerMessage} ms cpu per message; ${machineNote(step.machineCpu)}`);
   return step;
 }
 

@@ -6,7 +6,7 @@ import * as hdr from "hdr-histogram-js";
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { RawSocket } from "./rawsocket.js";
-import { sampleAll, usage, type Snapshot } from "./procstat.js";
+import { machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
 
 export interface GroupBenchOptions {
   url: string;
@@ -36,6 +36,8 @@ export interface GroupBenchResult {
   /** CPU of the mesh and the infrastructure (the load generator excluded) per device delivery. */
   cpuMicrosPerDelivery: number;
   processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  /** The whole machine over the measured window (see machineUsage). */
+  machineCpu: MachineUsage | undefined;
   chart: [number, number][];
 }
 
@@ -105,12 +107,12 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
   const start = performance.now();
   measuredFrom = start + o.warmupS * 1000;
   measuredUntil = measuredFrom + o.durationS * 1000;
-  let before: Snapshot = {};
+  let before: Snapshot | undefined;
   let progress = start;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
       const now = performance.now();
-      if (before["loadgen"] === undefined && now >= measuredFrom) before = sampleAll(o.pids);
+      if (before === undefined && now >= measuredFrom) before = sampleAll(o.pids);
       if (now >= measuredUntil) {
         clearInterval(tick);
         resolve();
@@ -143,7 +145,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
   while (pending.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   await Promise.all(sockets.map((s) => s.close()));
 
-  const used = usage(before, after, o.durationS);
+  const used = usage(before ?? after, after, o.durationS);
   const meshCpu = Object.entries(used)
     .filter(([name]) => name !== "loadgen")
     .reduce((sum, [, u]) => sum + u.cpuSeconds, 0);
@@ -166,6 +168,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
     ackLatencyMs: { p50: ms(acks.getValueAtPercentile(50)), p99: ms(acks.getValueAtPercentile(99)) },
     cpuMicrosPerDelivery: deliveries === 0 ? 0 : Math.round((meshCpu / deliveries) * 1e6 * 10) / 10,
     processes: Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])),
+    machineCpu: machineUsage(before ?? after, after),
     chart: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(lastRecipient.getValueAtPercentile(p))]),
   };
 }

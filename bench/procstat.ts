@@ -1,4 +1,5 @@
-// CPU time and memory of processes, read from /proc (Linux), for the benchmark's report.
+// CPU time and memory of processes, and the machine's busy and stolen CPU time, read from /proc
+// (Linux), for the benchmark's report.
 import { readdirSync, readFileSync } from "node:fs";
 /** Kernel clock ticks per second (USER_HZ): 100 on mainstream Linux builds. */
 const clockTicks = 100;
@@ -22,7 +23,32 @@ export function sample(pid: number): ProcSample | undefined {
   }
 }
 
-export type Snapshot = Record<string, ProcSample | undefined>;
+/** The machine's CPU time over all cores since boot, in seconds (the first line of /proc/stat). */
+export interface MachineSample {
+  /** user, nice, system, irq and softirq. */
+  busy: number;
+  /** Time a virtual machine's vCPUs were runnable but the hypervisor ran something else. */
+  steal: number;
+  /** busy, steal, idle and iowait. */
+  total: number;
+}
+
+export function sampleMachine(): MachineSample | undefined {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = user + nice + system + irq + softirq;
+    return { busy: busy / clockTicks, steal: steal / clockTicks, total: (busy + steal + idle + iowait) / clockTicks };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every named process at one moment, and the machine. */
+export interface Snapshot {
+  processes: Record<string, ProcSample | undefined>;
+  machine: MachineSample | undefined;
+}
 
 /** PostgreSQL runs a process per connection: "postgres" in a snapshot is all of them together. */
 export const POSTGRES = -1;
@@ -66,21 +92,43 @@ function cpuBetween(b: ProcSample, a: ProcSample): number {
   return sum;
 }
 
-/** A sample of every named process (POSTGRES: the postgres user's processes together). */
-export const sampleAll = (pids: Record<string, number>): Snapshot =>
-  Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid === POSTGRES ? sampleGroup(postgresPids()) : sample(pid)]));
+/** A sample of every named process (POSTGRES: the postgres user's processes together) and of the machine. */
+export const sampleAll = (pids: Record<string, number>): Snapshot => ({
+  processes: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, pid === POSTGRES ? sampleGroup(postgresPids()) : sample(pid)])),
+  machine: sampleMachine(),
+});
 
 /** CPU (percent of one core) and RSS of each process between two snapshots `seconds` apart. */
 export function usage(before: Snapshot, after: Snapshot, seconds: number): Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> {
   const out: Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> = {};
-  for (const [name, a] of Object.entries(after)) {
-    const b = before[name];
+  for (const [name, a] of Object.entries(after.processes)) {
+    const b = before.processes[name];
     if (a === undefined || b === undefined) continue;
     const cpuSeconds = cpuBetween(b, a);
     out[name] = { cpuPercent: Math.round((cpuSeconds / seconds) * 1000) / 10, cpuSeconds, rssMB: Math.round(a.rssBytes / 1e5) / 10 };
   }
   return out;
 }
+
+/**
+ * The machine between two snapshots, in percent of all its cores' time: busy, and stolen by the
+ * hypervisor (on a shared virtual machine, a run with much steal had less than the whole machine).
+ */
+export interface MachineUsage {
+  busyPercent: number;
+  stealPercent: number;
+}
+
+export function machineUsage(before: Snapshot, after: Snapshot): MachineUsage | undefined {
+  const [b, a] = [before.machine, after.machine];
+  if (b === undefined || a === undefined || a.total <= b.total) return undefined;
+  const total = a.total - b.total;
+  const percent = (x: number) => Math.round((x / total) * 1000) / 10;
+  return { busyPercent: percent(a.busy - b.busy), stealPercent: percent(a.steal - b.steal) };
+}
+
+/** "machine busy 88% steal 12% of all cores" for a report line. */
+export const machineNote = (m: MachineUsage | undefined): string => (m === undefined ? "machine not measured" : `machine busy ${m.busyPercent}% steal ${m.stealPercent}% of all cores`);
 
 /** Processes to account: the mesh's, the infrastructure's (pid files), and this generator. */
 export function processPids(mesh: { name: string; instance: number; child: { pid?: number | undefined } }[]): Record<string, number> {

@@ -20,7 +20,7 @@ import { ChatSocket } from "../packages/client/src/websocket.js";
 import { floorBench } from "./floor.js";
 import { groupBench } from "./group.js";
 import { idleBench } from "./idle.js";
-import { processPids, sampleAll, usage, type Snapshot } from "./procstat.js";
+import { machineNote, machineUsage, processPids, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
 import { latencyChart, type Series } from "./svg.js";
 
 const { values: args } = parseArgs({
@@ -67,10 +67,13 @@ interface RunResult {
    */
   stagesMs: { sendToStored: { p50: number; p99: number }; storedToDelivered: { p50: number; p99: number } };
   processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  /** The whole machine over the measured window, in percent of all cores: busy, and stolen by the hypervisor. */
+  machineCpu: MachineUsage | undefined;
   chart: [number, number][];
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
+
 
 /** A delivered bench message: its text, when it arrived (performance.now()) and its server_time (epoch ms). */
 type Delivery = (text: string, at: number, serverTimeMs: number) => void;
@@ -128,13 +131,13 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
   const start = performance.now();
   const end = start + (warmupS + durationS) * 1000;
   measuredFrom = start + warmupS * 1000;
-  let before: Snapshot = {};
+  let before: Snapshot | undefined;
   let measuredSent = 0;
   let progress = start;
   await new Promise<void>((resolve) => {
     const tick = setInterval(() => {
       const now = performance.now();
-      if (before["loadgen"] === undefined && now >= measuredFrom) before = sampleAll(pids);
+      if (before === undefined && now >= measuredFrom) before = sampleAll(pids);
       if (now >= end) {
         clearInterval(tick);
         resolve();
@@ -170,7 +173,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
   const drainUntil = performance.now() + 30_000;
   while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const ms = (us: number) => Math.round(us) / 1000;
-  const processes = Object.fromEntries(Object.entries(usage(before, after, durationS)).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
+  const processes = Object.fromEntries(Object.entries(usage(before ?? after, after, durationS)).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
   const chart: [number, number][] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(histogram.getValueAtPercentile(p))]);
   return {
     offeredRate: rate,
@@ -194,6 +197,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
       storedToDelivered: { p50: ms(fromStored.getValueAtPercentile(50)), p99: ms(fromStored.getValueAtPercentile(99)) },
     },
     processes,
+    machineCpu: machineUsage(before ?? after, after),
     chart,
   };
 }
@@ -263,7 +267,7 @@ async function main(): Promise<void> {
     for (const rate of (args.sweep ?? "").split(",").filter((s) => s !== "").map(Number)) {
       const r = await runAt(rate, Number(args["sweep-duration"]), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}s${rate}:`);
       sweep.push(r);
-      log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms`);
+      log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms, ${machineNote(r.machineCpu)}`);
       if (r.latencyMs.p99 > P99_BOUND_MS) break;
     }
     const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`);
@@ -282,6 +286,7 @@ async function main(): Promise<void> {
     const { sendToStored, storedToDelivered } = main_.stagesMs;
     log(`  split at server_time, ms: send->stored p50 ${sendToStored.p50} p99 ${sendToStored.p99}, stored->delivered p50 ${storedToDelivered.p50} p99 ${storedToDelivered.p99}`);
     for (const [name, p] of Object.entries(main_.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+    log(`  ${machineNote(main_.machineCpu)}`);
     log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
     log(`  wrote ${base}.json and ${base}.svg`);
     await Promise.all(sockets.map((s) => s.close()));
@@ -299,7 +304,7 @@ async function floorScenario(machine: string): Promise<void> {
   const file = `var/bench/floor-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
   writeFileSync(file, JSON.stringify(result, null, 2));
   log(`\nresult (floor: the infrastructure alone, ${machine})`);
-  for (const s of steps) log(`  ${s.step.padEnd(16)} ${String(s.achievedRate).padStart(7)}/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  ${s.cpuMsPerMessage} ms cpu/message  (${Object.entries(s.cpuPercent).map(([k, v]) => `${k} ${v}%`).join(", ")})`);
+  for (const s of steps) log(`  ${s.step.padEnd(16)} ${String(s.achievedRate).padStart(7)}/s  p50 ${s.latencyMs.p50} ms  p99 ${s.latencyMs.p99} ms  ${s.cpuMsPerMessage} ms cpu/message  (${Object.entries(s.cpuPercent).map(([k, v]) => `${k} ${v}%`).join(", ")}), ${machineNote(s.machineCpu)}`);
   log(`  wrote ${file}`);
 }
 
@@ -318,6 +323,7 @@ async function groupScenario(url: string, pids: Record<string, number>, mode: st
   log(`  send -> ack ms: p50 ${r.ackLatencyMs.p50} p99 ${r.ackLatencyMs.p99}`);
   log(`  CPU per delivery (mesh and infrastructure): ${r.cpuMicrosPerDelivery} µs`);
   for (const [name, p] of Object.entries(r.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+  log(`  ${machineNote(r.machineCpu)}`);
   log(`  wrote ${base}.json and ${base}.svg`);
 }
 

@@ -28,6 +28,6 @@ bash infra/up.sh
 source infra/env.sh
 
 step "tests"
-mapfile -t files < <(find dist/packages dist/services dist/tests -name '*.test.js' | sort)
+mapfile -t files < <(find dist/packages dist/services dist/tests dist/bench -name '*.test.js' | sort)
 node --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
 step "done"
