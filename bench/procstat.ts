@@ -110,15 +110,16 @@ export function usage(before: Snapshot, after: Snapshot, seconds: number): Recor
   return out;
 }
 
-/**
- * The machine between two snapshots, in percent of all its cores' time: busy, and stolen by the
- * hypervisor (on a shared virtual machine, a run with much steal had less than the whole machine).
- */
+/** The machine's busy and stolen shares of all its cores' time over an interval, in percent. */
 export interface MachineUsage {
   busyPercent: number;
   stealPercent: number;
 }
 
+/**
+ * The machine between two snapshots: busy, and stolen by the hypervisor (on a shared virtual
+ * machine, a run with much steal had less than the whole machine).
+ */
 export function machineUsage(before: Snapshot, after: Snapshot): MachineUsage | undefined {
   const [b, a] = [before.machine, after.machine];
   if (b === undefined || a === undefined || a.total <= b.total) return undefined;
