@@ -145,7 +145,8 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
   while (pending.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   await Promise.all(sockets.map((s) => s.close()));
 
-  const used = usage(before ?? after, after, o.durationS);
+  const from = before ?? after;
+  const used = usage(from, after, o.durationS);
   const meshCpu = Object.entries(used)
     .filter(([name]) => name !== "loadgen")
     .reduce((sum, [, u]) => sum + u.cpuSeconds, 0);
@@ -168,7 +169,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
     ackLatencyMs: { p50: ms(acks.getValueAtPercentile(50)), p99: ms(acks.getValueAtPercentile(99)) },
     cpuMicrosPerDelivery: deliveries === 0 ? 0 : Math.round((meshCpu / deliveries) * 1e6 * 10) / 10,
     processes: Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])),
-    machineCpu: machineUsage(before ?? after, after),
+    machineCpu: machineUsage(from, after),
     chart: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(lastRecipient.getValueAtPercentile(p))]),
   };
 }

@@ -169,11 +169,12 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
     }, 2);
   });
   const after = sampleAll(pids);
+  const from = before ?? after;
   // Let the backlog drain before the next run starts (an overloaded run must not skew the next one).
   const drainUntil = performance.now() + 30_000;
   while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const ms = (us: number) => Math.round(us) / 1000;
-  const processes = Object.fromEntries(Object.entries(usage(before ?? after, after, durationS)).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
+  const processes = Object.fromEntries(Object.entries(usage(from, after, durationS)).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
   const chart: [number, number][] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(histogram.getValueAtPercentile(p))]);
   return {
     offeredRate: rate,
@@ -197,7 +198,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
       storedToDelivered: { p50: ms(fromStored.getValueAtPercentile(50)), p99: ms(fromStored.getValueAtPercentile(99)) },
     },
     processes,
-    machineCpu: machineUsage(before ?? after, after),
+    machineCpu: machineUsage(from, after),
     chart,
   };
 }
