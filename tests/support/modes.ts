@@ -2,9 +2,6 @@
 // process on the real infrastructure (cluster), or all in one process with embedded drivers.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startCluster, startEmbeddedProcess, type ClusterProcess } from "../../cmd/cluster.js";
 import { DEV_JWT_SECRET, PUBLIC_PORT, type ServiceName } from "../../cmd/services.js";
 import { mintToken } from "../../cmd/token.js";
@@ -14,6 +11,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ChatService } from "../../gen/chat/api/v1/api_pb.js";
 import { infraEnv } from "./infra.js";
+import { scratchDir } from "./scratch.js";
 
 export interface Mode {
   name: string;
@@ -25,7 +23,7 @@ export interface Mode {
 }
 
 export function modes(suite: string, basePortOffset: number): Mode[] {
-  const dataDir = mkdtempSync(join(tmpdir(), `${suite}-embedded-`));
+  const dataDir = scratchDir(`${suite}-embedded`);
   const common = { JWT_HS256_SECRET: DEV_JWT_SECRET };
   return [
     {

@@ -3,14 +3,13 @@
 // default; the suite fails, naming it, when it is not up).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { migrateSql } from "../src/sql/migrate.js";
 import { openPglite } from "../src/sql/pglite.js";
 import type { Sql } from "../src/sql/port.js";
 import { openPostgres } from "../src/sql/postgres.js";
+import { scratchDir } from "../../../tests/support/scratch.js";
 
 const PG_URL = process.env["PG_URL"] ?? "postgres://chat:chat@127.0.0.1:15432/chat";
 
@@ -118,8 +117,7 @@ function sqlContract(name: string, open: () => Promise<Sql>, reopen?: () => Prom
   });
 }
 
-const dir = join(mkdtempSync(join(tmpdir(), "sql-contract-")), "nested", "data");
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = join(scratchDir("sql-contract"), "nested", "data");
 sqlContract("pglite", () => openPglite(dir), () => openPglite(dir));
 sqlContract("pglite in memory", () => openPglite(undefined));
 sqlContract("postgres", () => openPostgres(PG_URL));

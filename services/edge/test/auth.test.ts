@@ -3,11 +3,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createVerifier } from "../src/auth/verify.js";
+import { scratchDir } from "../../../tests/support/scratch.js";
 
 const SECRET = "a-test-secret-of-enough-length";
 const hs = (claims: { sub?: string; exp?: string | number }, secret = SECRET) => {
@@ -45,7 +44,7 @@ describe("token verification", () => {
 
   it("verifies ES256 tokens against a JWKS file and refuses HS256 there", async () => {
     const { publicKey, privateKey } = await generateKeyPair("ES256");
-    const dir = mkdtempSync(join(tmpdir(), "jwks-"));
+    const dir = scratchDir("jwks");
     const file = join(dir, "jwks.json");
     writeFileSync(file, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), alg: "ES256", kid: "k1" }] }));
     const jwks = createVerifier({ JWT_JWKS_FILE: file, JWT_ISSUER: "https://id.example" });

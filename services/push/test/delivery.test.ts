@@ -6,8 +6,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ConversationType, PushPlatform } from "../../../gen/chat/api/v1/enums_pb.js";
@@ -32,6 +31,7 @@ import { migrations } from "../src/store/migrations.js";
 import { createSqlPushStore } from "../src/store/sql.js";
 import type { PushStore } from "../src/store/port.js";
 import { until } from "../../../tests/support/wait.js";
+import { scratchDir } from "../../../tests/support/scratch.js";
 
 const run = randomBytes(4).toString("hex");
 describe("push delivery on Kafka and PostgreSQL", () => {
@@ -51,7 +51,7 @@ describe("push delivery on Kafka and PostgreSQL", () => {
 
   before(async () => {
     await Promise.all([web.start(), fcm.start(), apns.start()]);
-    const dir = mkdtempSync(join(tmpdir(), "push-delivery-"));
+    const dir = scratchDir("push-delivery");
     writeFileSync(join(dir, "fcm.json"), JSON.stringify(fcm.account));
     writeFileSync(join(dir, "apns.p8"), apns.privateKeyPem);
     const providers = await openProviders(
