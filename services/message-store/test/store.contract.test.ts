@@ -2,9 +2,6 @@
 // temporary folder) and Cassandra (the real server).
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { migrateCql, openCassandra, type CassandraSession } from "../../../packages/runtime/src/cassandra.js";
@@ -16,6 +13,7 @@ import { createEmbeddedMessageStore } from "../src/store/embedded.js";
 import { createSeqLeases, leaseTiming, SHARDS, shardOf, type SeqLeases } from "../src/store/leases.js";
 import { cqlMigrations, sqlMigrations } from "../src/store/migrations.js";
 import type { MessageStore, NewMessage } from "../src/store/port.js";
+import { scratchDir } from "../../../tests/support/scratch.js";
 
 interface Driver {
   /** A store of the one replica that writes every conversation here. */
@@ -160,7 +158,7 @@ function messageStoreContract(name: string, driver: () => Promise<Driver>): void
 messageStoreContract(
   "embedded (PGlite)",
   async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ms-contract-"));
+    const dir = scratchDir("ms-contract");
     const sql = await openPglite(dir);
     await migrateSql(sql, "message-store", sqlMigrations);
     return { open: async () => createEmbeddedMessageStore(sql), close: () => sql.close() };
@@ -188,7 +186,7 @@ messageStoreContract(
 
 describe("embedded message store persistence", () => {
   it("keeps messages across a restart of the process", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ms-persist-"));
+    const dir = scratchDir("ms-persist");
     const first = await openPglite(dir);
     await migrateSql(first, "message-store", sqlMigrations);
     await createEmbeddedMessageStore(first).append(text("c-persist", "alice", "m1", "still here"));
@@ -216,7 +214,7 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
    * passes `gate` (it may hold the request up or fail it); `kill()` fails every request from then
    * on (a dead or cut-off process).
    */
-  async function replica(instance: string, address: string, gate: (query: string) => Promise<void> = async () => undefined) {
+  async function replica(instance: string, address: string, gate: (query: string) => Promise<void> = async () => undefined, storeOptions: { settleMs?: number } = {}) {
     let dead = false;
     const pass = async (query: string) => {
       if (dead) throw new Error("this replica is dead");
@@ -232,7 +230,7 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     const leases = createSeqLeases(client, { instance, timing });
     opened.push(leases);
     await leases.start(address);
-    return { leases, store: createCassandraMessageStore(client, { leases, bucketSize: 10 }), kill: () => (dead = true) };
+    return { leases, store: createCassandraMessageStore(client, { leases, bucketSize: 10, ...storeOptions }), kill: () => (dead = true) };
   }
   const conv = () => `c-${randomBytes(6).toString("hex")}`;
   const values = async (store: MessageStore, c: string, n: number) => (await store.range(c, 1, n)).map((m) => m.content.value);
@@ -349,6 +347,53 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     assert.equal((await b.store.findStored(c, "alice", "m1", Date.now()))?.messageId, m1.message.messageId, "the next writer looks a first attempt up");
     assert.equal(reads.b, 1);
     await b.leases.close();
+  });
+
+  it("a write the server fails is made again while the tenure holds: the batch is stored whole and gap-free, however its rows were split", async () => {
+    // Counting batches from `armed` on, the second fails (it never reaches the server).
+    let batches: number | undefined;
+    const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.10:9102", async (query) => {
+      if (query === "BATCH" && batches !== undefined && batches++ === 1) throw new Error("injected: this request failed");
+    });
+    await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    // Four messages of 12,000 characters: their idempotency rows go in one batch, the messages in
+    // two (32 KiB of values a batch), and the first of those two fails while the second is stored.
+    const big = (i: number) => text(c, "alice", `big-${i}`, `${i}`.repeat(12_000));
+    batches = 0;
+    const stored = await a.store.appendBatch([1, 2, 3, 4].map(big));
+    assert.ok((batches ?? 0) > 3, `the failed batch was made again (${batches} batches)`);
+    assert.deepEqual(stored.map((r) => [Number(r.message.seq), r.created]), [[1, true], [2, true], [3, true], [4, true]]);
+    assert.deepEqual((await a.store.range(c, 1, 10)).map((m) => [Number(m.seq), m.clientMsgId, m.content.case === "text" ? m.content.value.length : 0]), [1, 2, 3, 4].map((i) => [i, `big-${i}`, 12_000]));
+    assert.equal(Number((await a.store.append(text(c, "bob", "after"))).message.seq), 5);
+    await a.leases.close();
+  });
+
+  it("a write that keeps failing is refused, and the conversation waits for it to settle before its last seq is read again", async () => {
+    const settleMs = 400;
+    const broken = { messages: false };
+    const a = await replica(
+      `a-${randomBytes(3).toString("hex")}`,
+      "10.0.0.11:9102",
+      async (query) => {
+        if (broken.messages && query.includes("INSERT INTO messages")) throw new Error("injected: this request failed");
+      },
+      { settleMs },
+    );
+    await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    await a.store.append(text(c, "alice", "m1"));
+    broken.messages = true;
+    await assert.rejects(a.store.append(text(c, "alice", "m2")), /injected/, "refused once every attempt failed");
+    broken.messages = false;
+    const settling = (err: ConnectError) => err.code === Code.Unavailable && /reads its state again/.test(err.message);
+    await assert.rejects(a.store.append(text(c, "bob", "m3")), settling, "another append waits for the failed one to settle");
+    await assert.rejects(a.store.findStored(c, "alice", "m2"), settling, "so does the failed one's retry");
+    await new Promise((r) => setTimeout(r, settleMs));
+    const retried = await a.store.append(text(c, "alice", "m2"));
+    assert.deepEqual([Number(retried.message.seq), retried.created], [2, true], "the retry is stored at the next seq: no gap");
+    assert.deepEqual((await a.store.range(c, 1, 10)).map((m) => m.clientMsgId), ["m1", "m2"]);
+    await a.leases.close();
   });
 
   it("spreads conversations over every shard", () => {

@@ -8,7 +8,10 @@
 // A client's first attempt (it says so) received lately is not looked up when this replica knows
 // every message it could have been stored as (see `trusts`): one read per message less.
 // Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
-// not per row.
+// not per row. A failed write of a batch's rows is made again while the tenure holds (the rows are
+// the same each time), so a server's passing failure leaves neither a gap nor a partly stored
+// batch; one that still fails is left to settle (Cassandra's write timeout) before the
+// conversation's counter is read again, so a write applied late is counted.
 import type { Client, types } from "cassandra-driver";
 import type { Message } from "../../../../gen/chat/api/v1/model_pb.js";
 import { Code, retryLater } from "../../../../packages/runtime/src/errors.js";
@@ -81,6 +84,19 @@ const MAX_RECENT = 100_000;
 /** How far the clocks of edges and message-store replicas may be apart (NTP; the leases assume a second). */
 const CLOCK_SKEW_MS = 2_000;
 
+/**
+ * Attempts at a batch's idempotency and message rows (backoff 100, 200, 400 ms between them): a
+ * failure Cassandra answers is often passing (a write timeout under a burst, a restarting node).
+ */
+const WRITE_ATTEMPTS = 4;
+/**
+ * How long a conversation whose rows failed to be written waits before its last seq is read again:
+ * Cassandra's write_request_timeout (2 s by default), after which a write not yet applied is
+ * dropped, never applied late, plus a second. Meanwhile its appends and retries are refused with a
+ * retry hint.
+ */
+const DEFAULT_SETTLE_MS = 3_000;
+
 /** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
 const maxWins = (value: number) => Long.fromNumber(value + 1);
 
@@ -93,15 +109,34 @@ export interface CassandraStoreOptions {
   logger?: { warn(obj: object, msg: string): void };
   /** Messages per partition. Fixed for a keyspace's life; tests use a small one to cross buckets. */
   bucketSize?: number;
+  /** How long a conversation waits after a failed write before its counter is read again (DEFAULT_SETTLE_MS). */
+  settleMs?: number;
 }
 
 /** This replica may not write the conversation now: another holds its shard, or none does yet. */
 const notWriter = (conversationId: string) =>
   retryLater(Code.Unavailable, `this message-store replica does not write the seqs of ${conversationId} now (its shard's lease is another replica's or being taken): retry`, 500);
 
+/** Resolves once every promise has settled; rejects with the first rejection, if any (none is left running). */
+async function allSettled(writes: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(writes)).find((r) => r.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+}
+
 export function createCassandraMessageStore(client: Client, opts: CassandraStoreOptions): MessageStore {
   const { leases } = opts;
   const size = opts.bucketSize ?? BUCKET_SIZE;
+  const settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
+  /** Conversations whose last write failed, until when their counter may not be read (see DEFAULT_SETTLE_MS). */
+  const settling = new Map<string, number>();
+  /** Refuses work on a conversation whose failed write may still be applied. */
+  function settled(conversationId: string): void {
+    const until = settling.get(conversationId);
+    if (until === undefined) return;
+    const left = until - Date.now();
+    if (left <= 0) settling.delete(conversationId);
+    else throw retryLater(Code.Unavailable, `a write of ${conversationId} failed; the store reads its state again in ${left} ms: retry`, left);
+  }
   const bucket = (seq: number) => bucketOf(seq, size);
   /**
    * Each conversation's last seq as this replica knows it, the tenure it was read under, and when
@@ -198,6 +233,8 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   }
 
   async function findStored(conversationId: string, senderId: string, clientMsgId: string, firstAttemptAtMs?: number): Promise<Message | undefined> {
+    // A failed write of this very message may still land: not before it is settled.
+    settled(conversationId);
     const remembered = recent.get(recentKey(conversationId, senderId, clientMsgId));
     if (remembered !== undefined) {
       const message = await messageAt(conversationId, remembered.seq, remembered.messageId);
@@ -211,7 +248,8 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   /**
    * Stores messages of one conversation under this replica's tenure of it: idempotency rows first,
    * then the messages (both in the shared unlogged batches), each checked, when its batch is sent,
-   * against the tenure it was numbered under. A failed write forgets the counter (the next append reads it again).
+   * against the tenure it was numbered under. A failed write is made again (WRITE_ATTEMPTS) while
+   * the tenure holds; past that the counter is forgotten and read again once the writes settled.
    */
   async function appendBatch(ms: NewMessage[], appendOpts: AppendOptions = {}): Promise<AppendResult[]> {
     const results: (AppendResult | undefined)[] =
@@ -241,25 +279,33 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       const tenure = leases.tenure(conversationId);
       if (tenure === undefined) throw notWriter(conversationId);
       const known = lastSeqs.get(conversationId);
+      if (known?.tenure !== tenure) settled(conversationId);
       const { seq: base, since } = known?.tenure === tenure ? known : { since: Date.now(), seq: await probeLastSeq(conversationId) };
       const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
       const stillHeld = () => {
         if (leases.tenure(conversationId) !== tenure) throw notWriter(conversationId);
       };
-      try {
-        await Promise.all(claims.map((c) => write(Q.idemSet, [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId], stillHeld)));
-        await Promise.all(
-          claims.map((c) =>
-            write(
-              Q.insert,
-              [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
-              stillHeld,
-            ),
-          ),
-        );
-      } catch (err) {
-        lastSeqs.delete(conversationId);
-        throw err;
+      const rows = claims.map((c) => ({
+        idem: [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId],
+        message: [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
+      }));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          // Every write settled before the next step (the rows may span several batches): none of
+          // this batch's is still on its way when the counter is read again.
+          await allSettled(rows.map((r) => write(Q.idemSet, r.idem, stillHeld)));
+          await allSettled(rows.map((r) => write(Q.insert, r.message, stillHeld)));
+          break;
+        } catch (err) {
+          if (leases.tenure(conversationId) === tenure && attempt < WRITE_ATTEMPTS) {
+            opts.logger?.warn({ err, conversationId, attempt }, "writing messages failed; writing them again");
+            await new Promise((r) => setTimeout(r, 100 * 2 ** (attempt - 1)));
+            continue;
+          }
+          lastSeqs.delete(conversationId);
+          settling.set(conversationId, Date.now() + settleMs);
+          throw err;
+        }
       }
       for (const c of claims) {
         results[c.i] = { message: withSeq(c.m, c.seq), created: true };
