@@ -192,6 +192,10 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
         });
       });
       consumer.on(consumer.events.CRASH, (e) => {
+        // After a retriable error kafkajs restarts the consumer itself (a broker that has just
+        // started answers "the coordinator is loading" for a while): only a crash it gives up on
+        // fails the subscription; JOIN_TIMEOUT_MS bounds the wait either way.
+        if (e.payload.restart) return;
         clearTimeout(timer);
         reject(new Error(`${where}: consumer group "${sub.groupId}" failed: ${messageOf(e.payload.error)}`, { cause: e.payload.error }));
       });
