@@ -6,7 +6,8 @@
 import type { Client } from "@connectrpc/connect";
 import type { Member } from "../../../gen/chat/api/v1/model_pb.js";
 import type { GetMembershipResponse, GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import { Code, ConnectError, permissionDenied, unavailable } from "./errors.js";
+import { Code, ConnectError, notFound, permissionDenied, unavailable } from "./errors.js";
+import { TickBatcher } from "./serial.js";
 
 /** How long a reader waits for the group service to apply a change it has seen. */
 const FRESH_WAIT_MS = 5_000;
@@ -28,24 +29,54 @@ export interface MemberList {
   membershipSeq: bigint;
 }
 
-/** Every current member of a conversation (paged through ListMembers), as of change `atLeastSeq` or later. */
-export function loadMembers(group: Client<typeof GroupService>, conversationId: string, atLeastSeq = 0): Promise<MemberList> {
-  return readFresh(
-    async () => {
-      const members: Member[] = [];
-      let membershipSeq: bigint | undefined;
-      let pageToken = "";
-      do {
-        const page = await group.listMembers({ conversationId, pageSize: 1024, pageToken });
-        members.push(...page.members);
-        membershipSeq ??= page.membershipSeq; // the first page's is the lowest: a later page may only be newer
-        pageToken = page.nextPageToken;
-      } while (pageToken !== "");
-      return { members, membershipSeq: membershipSeq ?? 0n };
-    },
-    atLeastSeq,
-    `members of ${conversationId}`,
-  );
+/** Every current member of a conversation, paged through ListMembers (a large group). */
+async function pagedMembers(group: Client<typeof GroupService>, conversationId: string): Promise<MemberList> {
+  const members: Member[] = [];
+  let membershipSeq: bigint | undefined;
+  let pageToken = "";
+  do {
+    const page = await group.listMembers({ conversationId, pageSize: 1024, pageToken });
+    members.push(...page.members);
+    membershipSeq ??= page.membershipSeq; // the first page's is the lowest: a later page may only be newer
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "");
+  return { members, membershipSeq: membershipSeq ?? 0n };
+}
+
+/** Conversations per ListMembersOfMany call at most (the contract's limit), and such calls in flight at once. */
+const MANY_PER_CALL = 256;
+const MANY_CALLS_IN_FLIGHT = 2;
+
+/**
+ * Member lists read from the group service, the conversations asked for in one turn of the event
+ * loop in one ListMembersOfMany call (at most two in flight; those asked for meanwhile go together
+ * in the next): a cache filling after a restart, one miss per conversation, costs the group service
+ * a call per batch, not one per conversation. A group too large to come whole is paged with
+ * ListMembers; an unknown conversation is NotFound, as ListMembers says.
+ */
+export class MembersLoader {
+  private readonly batches: TickBatcher<string, MemberList>;
+
+  constructor(private readonly group: Client<typeof GroupService>) {
+    this.batches = new TickBatcher((ids) => this.readMany(ids), MANY_PER_CALL, MANY_CALLS_IN_FLIGHT);
+  }
+
+  /** Every current member of a conversation, as of change `atLeastSeq` or later. */
+  load(conversationId: string, atLeastSeq = 0): Promise<MemberList> {
+    return readFresh(() => this.batches.run(conversationId), atLeastSeq, `members of ${conversationId}`);
+  }
+
+  private async readMany(ids: string[]): Promise<(MemberList | Error)[]> {
+    const r = await this.group.listMembersOfMany({ conversationIds: [...new Set(ids)] });
+    const found = new Map(r.conversations.map((c) => [c.conversationId, c]));
+    return Promise.all(
+      ids.map(async (id) => {
+        const c = found.get(id);
+        if (c === undefined) return notFound(`conversation ${id} not found`);
+        return c.complete ? { members: c.members, membershipSeq: c.membershipSeq } : pagedMembers(this.group, id).catch((err: unknown) => ConnectError.from(err));
+      }),
+    );
+  }
 }
 
 /**

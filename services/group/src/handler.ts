@@ -8,7 +8,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Client, ServiceImpl } from "@connectrpc/connect";
 import { Role, SystemEventKind } from "../../../gen/chat/api/v1/enums_pb.js";
 import { MemberSchema, SystemEventSchema, type Message } from "../../../gen/chat/api/v1/model_pb.js";
-import { GetMembershipResponseSchema, type GroupService } from "../../../gen/chat/group/v1/group_pb.js";
+import { ConversationMembersSchema, GetMembershipResponseSchema, type GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { MessageStoreService } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import type { Bus } from "../../../packages/runtime/src/bus/port.js";
 import { Code, ConnectError, failedPrecondition, invalidArgument, notFound, unavailable } from "../../../packages/runtime/src/errors.js";
@@ -17,7 +17,7 @@ import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
 import { checkChange, checkDelete, type ChangeSpec } from "./domain/changes.js";
 import { decodePageToken, encodePageToken, newChangeId, newConversationId, pageSize } from "./domain/rules.js";
 import { publishMembershipChanged } from "./events/produce.js";
-import type { GroupStore } from "./store/port.js";
+import type { GroupStore, MemberRow } from "./store/port.js";
 
 export interface GroupHandlerOptions {
   store: GroupStore;
@@ -29,6 +29,11 @@ export interface GroupHandlerOptions {
   maxGroupMembers: number;
   newId?: () => string;
 }
+
+/** Members a conversation may have to come whole in a ListMembersOfMany answer (the contract's 1,024). */
+const LIST_MANY_MAX_MEMBERS = 1024;
+
+const toMember = (r: MemberRow) => create(MemberSchema, { userId: r.userId, role: r.role, joinedSeq: BigInt(r.joinedSeq), joinedAt: timestampFromDate(r.joinedAt) });
 
 /** A change pending this long is taken over (finished) by the next change of its conversation. */
 export const STALE_CHANGE_MS = 10_000;
@@ -128,9 +133,22 @@ export function createGroupHandler(opts: GroupHandlerOptions): GroupHandler {
       const rows = await store.listMembers(req.conversationId, decodePageToken(req.pageToken), limit);
       const last = rows.at(-1);
       return {
-        members: rows.map((r) => create(MemberSchema, { userId: r.userId, role: r.role, joinedSeq: BigInt(r.joinedSeq), joinedAt: timestampFromDate(r.joinedAt) })),
+        members: rows.map(toMember),
         nextPageToken: rows.length === limit && last !== undefined ? encodePageToken(last.userId) : "",
         membershipSeq: info.membershipSeq,
+      };
+    },
+    async listMembersOfMany(req) {
+      const found = await store.membersOfMany([...new Set(req.conversationIds)], LIST_MANY_MAX_MEMBERS);
+      return {
+        conversations: found.map(({ conversation, members }) =>
+          create(ConversationMembersSchema, {
+            conversationId: conversation.conversationId,
+            members: (members ?? []).map(toMember),
+            membershipSeq: conversation.membershipSeq,
+            complete: members !== undefined,
+          }),
+        ),
       };
     },
     async getUserMemberships(req) {

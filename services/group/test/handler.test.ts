@@ -26,6 +26,7 @@ import { createGroupHandler, type GroupHandler } from "../src/handler.js";
 import { routes } from "../src/routes.js";
 import { migrations } from "../src/store/migrations.js";
 import { createSqlGroupStore } from "../src/store/sql.js";
+import { MembersLoader } from "../../../packages/runtime/src/members.js";
 
 /** An object whose properties are read from `get()` when used: two services that call each other. */
 const late = <T extends object>(get: () => T): T => new Proxy({} as T, { get: (_t, key) => Reflect.get(get(), key) as unknown });
@@ -73,6 +74,38 @@ describe("GroupService", () => {
     assert.deepEqual([...page1.members, ...page2.members].map((m) => m.userId), ["ann", "bob"]);
     assert.equal((await group.getMembership({ conversationId: id, userId: "bob" })).membership?.member, true);
     assert.equal((await group.listUserConversations({ userId: "ann" })).memberships.length, 1);
+  });
+
+  it("lists the members of many conversations in one call; a loader gathers the reads of one turn into one such call", async () => {
+    const { group } = await mesh(1100);
+    const ids: string[] = [];
+    for (const peer of ["b1", "b2", "b3"]) ids.push((await group.getOrCreateDirectConversation({ userId: "ann", peerId: peer })).conversation?.conversationId ?? assert.fail("no conversation"));
+    const r = await group.listMembersOfMany({ conversationIds: [...ids, "c_nope", ids[0] ?? ""] });
+    const got = new Map(r.conversations.map((c) => [c.conversationId, [c.members.map((m) => m.userId), c.complete]]));
+    assert.deepEqual(got, new Map(ids.map((id, i) => [id, [["ann", `b${i + 1}`], true]])), "each found conversation once, whole; the unknown one left out");
+    assert.equal(await code(group.listMembersOfMany({ conversationIds: [] })), Code.InvalidArgument);
+    assert.equal(await code(group.listMembersOfMany({ conversationIds: Array.from({ length: 257 }, (_, i) => `c_${i}`) })), Code.InvalidArgument);
+
+    const calls = { many: 0, pages: 0 };
+    const counted = new Proxy(group, {
+      get: (target, key, receiver) => {
+        if (key === "listMembersOfMany") calls.many++;
+        if (key === "listMembers") calls.pages++;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    const loader = new MembersLoader(counted);
+    const lists = await Promise.all(ids.map((id) => loader.load(id)));
+    assert.deepEqual(lists.map((l) => l.members.map((m) => m.userId)), ids.map((_, i) => ["ann", `b${i + 1}`]));
+    assert.deepEqual(calls, { many: 1, pages: 0 }, "three conversations, one call");
+    assert.equal(await code(loader.load("c_nope")), Code.NotFound);
+    // A group over 1,024 members comes without them, and is paged.
+    const { conversation } = await group.createGroup({ creatorId: "own", title: "Big", memberIds: Array.from({ length: 1000 }, (_, i) => `m${i}`), clientRequestId: "big" });
+    const bigId = conversation?.conversationId ?? assert.fail("no group");
+    await group.addMembers({ actorId: "own", conversationId: bigId, userIds: Array.from({ length: 40 }, (_, i) => `n${i}`) });
+    const big = await loader.load(bigId);
+    assert.equal(big.members.length, 1041);
+    assert.equal(calls.pages, 2, "paged with ListMembers");
   });
 
   it("refuses with precise codes", async () => {

@@ -56,6 +56,18 @@ for (const driver of sqlDrivers("group-contract")) {
       await store.close();
     });
 
+    it("lists the members of several conversations at once, leaving out unknown ones and the members of those over the limit", async () => {
+      const store = await open();
+      const a = await store.getOrCreateDirect(u("fay"), u("gus"), newConversationId());
+      const b = await store.getOrCreateDirect(u("fay"), u("hal"), newConversationId());
+      const ids = [a.conversation.conversationId, b.conversation.conversationId];
+      const many = await store.membersOfMany([...ids, "c_missing"], 10);
+      const byId = new Map(many.map((c) => [c.conversation.conversationId, c.members?.map((m) => m.userId)]));
+      assert.deepEqual(byId, new Map([[ids[0], [u("fay"), u("gus")]], [ids[1], [u("fay"), u("hal")]]]));
+      assert.deepEqual((await store.membersOfMany(ids, 1)).map((c) => [c.conversation.memberCount, c.members]), [[2, undefined], [2, undefined]], "over the limit: the conversation without its members");
+      await store.close();
+    });
+
     it("keeps its data across a reopen", async () => {
       const first = await open();
       const made = await first.getOrCreateDirect(u("fay"), u("gus"), newConversationId());

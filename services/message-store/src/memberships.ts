@@ -6,7 +6,7 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { Member } from "../../../gen/chat/api/v1/model_pb.js";
 import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
-import { loadMembers, readFresh } from "../../../packages/runtime/src/members.js";
+import { MembersLoader, readFresh } from "../../../packages/runtime/src/members.js";
 import { accessOf, type Access } from "./domain/access.js";
 
 interface Cached<T> {
@@ -39,11 +39,14 @@ export class MembershipCache {
   private readonly entries = new Map<string, ConversationEntry>();
   /** Each loaded member list's user ids. */
   private readonly idSets = new WeakMap<Member[], Set<string>>();
+  private readonly memberLists: MembersLoader;
 
   constructor(
     private readonly group: Client<typeof GroupService>,
     private readonly ttlMs: number,
-  ) {}
+  ) {
+    this.memberLists = new MembersLoader(group);
+  }
 
   /** The user's access; NotFound (thrown) when the conversation does not exist. */
   access(conversationId: string, userId: string): Promise<Access> {
@@ -85,7 +88,7 @@ export class MembershipCache {
   /** The current members. */
   members(conversationId: string): Promise<Member[]> {
     const entry = this.entry(conversationId);
-    return cached(entry.members, "", this.ttlMs, async () => (await loadMembers(this.group, conversationId, this.knownSeq(conversationId))).members);
+    return cached(entry.members, "", this.ttlMs, async () => (await this.memberLists.load(conversationId, this.knownSeq(conversationId))).members);
   }
 
   /** The current members' user ids (the member list's, kept with it). */

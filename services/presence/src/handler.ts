@@ -6,7 +6,7 @@ import type { GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import type { PresenceService } from "../../../gen/chat/presence/v1/presence_pb.js";
 import { permissionDenied, resourceExhausted } from "../../../packages/runtime/src/errors.js";
 import type { Logger } from "../../../packages/runtime/src/log.js";
-import { currentMembership, loadMembers } from "../../../packages/runtime/src/members.js";
+import { currentMembership, MembersLoader } from "../../../packages/runtime/src/members.js";
 import { TypingTracker, type TypingSettings } from "./domain/typing.js";
 import { presenceFor, seesLastSeen } from "./domain/visibility.js";
 import type { Notifier, PresenceChange } from "./notifier.js";
@@ -40,6 +40,7 @@ const listed = (ids: string[]) => (ids.length > 5 ? `${ids.slice(0, 5).join(", "
 
 export function createPresence(opts: PresenceHandlerOptions): PresenceRuntime {
   const { store, group, notifier, logger } = opts;
+  const memberLists = new MembersLoader(group);
   const now = opts.now ?? Date.now;
   const typing = new TypingTracker(opts.typing, now);
 
@@ -73,7 +74,7 @@ export function createPresence(opts: PresenceHandlerOptions): PresenceRuntime {
   /** Fans out typing=false for indicators that lapsed without a refresh. */
   const lapse = async () => {
     for (const { conversationId, userId } of typing.expire()) {
-      const members = await loadMembers(group, conversationId);
+      const members = await memberLists.load(conversationId);
       await notifier.typing(conversationId, userId, false, now(), members.members.map((m) => m.userId));
     }
   };
@@ -128,7 +129,7 @@ export function createPresence(opts: PresenceHandlerOptions): PresenceRuntime {
       const decision = typing.set(req.conversationId, req.userId, req.typing);
       if (decision.kind === "refused") throw resourceExhausted("typing indicators too often: slow down");
       if (decision.kind === "fanout") {
-        const members = await loadMembers(group, req.conversationId);
+        const members = await memberLists.load(req.conversationId);
         await notifier.typing(req.conversationId, req.userId, decision.typing, decision.expiresAtMs, members.members.map((m) => m.userId));
       }
       return {};

@@ -19,7 +19,7 @@ import type { Logger } from "../../../packages/runtime/src/log.js";
 import { meter } from "../../../packages/runtime/src/telemetry/index.js";
 import { injectTraceHeaders, withSpanFor } from "../../../packages/runtime/src/telemetry/propagation.js";
 import { topics } from "../../../packages/runtime/src/topics.js";
-import { loadMembers } from "../../../packages/runtime/src/members.js";
+import { MembersLoader } from "../../../packages/runtime/src/members.js";
 import { BY_USER_MAX_EDGES, BY_USER_MIN_AUDIENCE, fanout, goesToEveryEdge, unreached, unreachedByUser, type Fanout } from "./domain/fanout.js";
 
 export interface RouterOptions {
@@ -77,6 +77,7 @@ export class Router {
   /** The highest membership change seen in the stream per conversation: a list loaded later must reflect it. */
   private readonly knownChange = new Map<string, number>();
   private readonly deliverer: EdgeDeliverer;
+  private readonly memberLists: MembersLoader;
   /** Prometheus (/metrics): routing_events_total, routing_deliveries_total, routing_push_requests_total. */
   private readonly metrics = {
     events: meter("chat.routing").createCounter("routing.events", { description: "Events consumed (messages and receipts)" }),
@@ -87,6 +88,7 @@ export class Router {
   constructor(private readonly opts: RouterOptions) {
     this.members = new TtlCache(opts.memberCacheMs);
     this.deliverer = new EdgeDeliverer({ connection: opts.connection, logger: opts.logger });
+    this.memberLists = new MembersLoader(opts.group);
   }
 
 
@@ -199,7 +201,7 @@ export class Router {
 
   private async loadMembers(conversationId: string): Promise<MemberList> {
     try {
-      const r = await loadMembers(this.opts.group, conversationId, this.knownChange.get(conversationId) ?? 0);
+      const r = await this.memberLists.load(conversationId, this.knownChange.get(conversationId) ?? 0);
       return { ids: new Set(r.members.map((m) => m.userId)), seq: Number(r.membershipSeq) };
     } catch (err) {
       // A conversation the group service does not know (deleted) has nobody to deliver to; any

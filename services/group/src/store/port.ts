@@ -45,6 +45,12 @@ export interface GroupStore {
   getMembership(conversationId: string, userId: string): Promise<Membership | undefined>;
   /** Current members ordered by user id, after `afterUserId`. */
   listMembers(conversationId: string, afterUserId: string, limit: number): Promise<MemberRow[]>;
+  /**
+   * Several conversations with their current members ordered by user id (undefined for one of more
+   * than `maxMembers` members); unknown and deleted ones left out. Each conversation is read before
+   * its members, so its membership_seq is at most what they reflect.
+   */
+  membersOfMany(conversationIds: string[], maxMembers: number): Promise<{ conversation: ConversationInfo; members: MemberRow[] | undefined }[]>;
   /** The user's current memberships ordered by conversation id, after `afterConversationId`; only conversations of at least `minMembers` members. */
   listUserMemberships(userId: string, afterConversationId: string, limit: number, minMembers?: number): Promise<{ membership: Membership; conversation: ConversationInfo }[]>;
   /**

@@ -5,7 +5,7 @@ import { ConversationInfoSchema, MembershipSchema, type ConversationInfo, type M
 import type { Sql, SqlExecutor } from "../../../../packages/runtime/src/sql/port.js";
 import { effectsOf, type ChangeSpec, type GroupState } from "../domain/changes.js";
 import { pairKey } from "../domain/rules.js";
-import type { GroupStore, RecordedChange } from "./port.js";
+import type { GroupStore, MemberRow, RecordedChange } from "./port.js";
 
 interface ConversationRow {
   conversation_id: string;
@@ -53,6 +53,8 @@ const toConversation = (r: ConversationRow): ConversationInfo =>
     createdAtMs: BigInt(r.created_at.getTime()),
     membershipSeq: BigInt(r.membership_seq),
   });
+
+const toMemberRow = (r: MembershipRow): MemberRow => ({ userId: r.user_id, role: r.role, joinedSeq: r.joined_seq, joinedAt: r.joined_at });
 
 const toChange = (r: ChangeRow): RecordedChange => ({
   changeId: r.change_id,
@@ -130,7 +132,19 @@ export function createSqlGroupStore(sql: Sql, opts: { directMemberLimit?: number
         `SELECT ${MEMBERSHIP} FROM group_members m WHERE m.conversation_id = $1 AND m.member AND m.user_id > $2 ORDER BY m.user_id LIMIT $3`,
         [conversationId, after, limit],
       );
-      return r.rows.map((row) => ({ userId: row.user_id, role: row.role, joinedSeq: row.joined_seq, joinedAt: row.joined_at }));
+      return r.rows.map(toMemberRow);
+    },
+    async membersOfMany(conversationIds, maxMembers) {
+      const conversations = (
+        await sql.query<ConversationRow>(`SELECT ${CONVERSATION} FROM group_conversations c WHERE c.conversation_id = ANY($1::text[]) AND NOT c.deleted`, [conversationIds])
+      ).rows;
+      const listed = conversations.filter((c) => c.member_count <= maxMembers).map((c) => c.conversation_id);
+      const members = new Map<string, MemberRow[]>(listed.map((id) => [id, []]));
+      if (listed.length > 0) {
+        const r = await sql.query<MembershipRow>(`SELECT ${MEMBERSHIP} FROM group_members m WHERE m.conversation_id = ANY($1::text[]) AND m.member ORDER BY m.conversation_id, m.user_id`, [listed]);
+        for (const row of r.rows) members.get(row.conversation_id)?.push(toMemberRow(row));
+      }
+      return conversations.map((c) => ({ conversation: toConversation(c), members: members.get(c.conversation_id) }));
     },
     async listUserMemberships(userId, after, limit, minMembers = 0) {
       const r = await sql.query<MembershipRow & ConversationRow>(
