@@ -5,7 +5,7 @@
 // read again until it is not.
 import type { Client } from "@connectrpc/connect";
 import type { Member } from "../../../gen/chat/api/v1/model_pb.js";
-import type { GetMembershipResponse, GroupService } from "../../../gen/chat/group/v1/group_pb.js";
+import type { ConversationMembers, GetMembershipResponse, GroupService } from "../../../gen/chat/group/v1/group_pb.js";
 import { Code, ConnectError, notFound, permissionDenied, unavailable } from "./errors.js";
 import { TickBatcher } from "./serial.js";
 
@@ -67,13 +67,21 @@ export class MembersLoader {
   }
 
   private async readMany(ids: string[]): Promise<(MemberList | Error)[]> {
-    const r = await this.group.listMembersOfMany({ conversationIds: [...new Set(ids)] });
-    const found = new Map(r.conversations.map((c) => [c.conversationId, c]));
+    const paged = (id: string) => pagedMembers(this.group, id).catch((err: unknown) => ConnectError.from(err));
+    let found: Map<string, ConversationMembers>;
+    try {
+      const r = await this.group.listMembersOfMany({ conversationIds: [...new Set(ids)] });
+      found = new Map(r.conversations.map((c) => [c.conversationId, c]));
+    } catch (err) {
+      // A group service older than ListMembersOfMany (during a rolling upgrade): one list at a time.
+      if (ConnectError.from(err).code === Code.Unimplemented) return Promise.all(ids.map(paged));
+      throw err;
+    }
     return Promise.all(
       ids.map(async (id) => {
         const c = found.get(id);
         if (c === undefined) return notFound(`conversation ${id} not found`);
-        return c.complete ? { members: c.members, membershipSeq: c.membershipSeq } : pagedMembers(this.group, id).catch((err: unknown) => ConnectError.from(err));
+        return c.complete ? { members: c.members, membershipSeq: c.membershipSeq } : paged(id);
       }),
     );
   }

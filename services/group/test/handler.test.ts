@@ -106,6 +106,14 @@ describe("GroupService", () => {
     const big = await loader.load(bigId);
     assert.equal(big.members.length, 1041);
     assert.equal(calls.pages, 2, "paged with ListMembers");
+    // A group service that does not know ListMembersOfMany yet (a rolling upgrade): one list at a time.
+    const older = new Proxy(group, {
+      get: (target, key, receiver) =>
+        key === "listMembersOfMany" ? () => Promise.reject(new ConnectError("unknown method", Code.Unimplemented)) : (Reflect.get(target, key, receiver) as unknown),
+    });
+    const fallback = new MembersLoader(older);
+    assert.deepEqual((await Promise.all(ids.map((id) => fallback.load(id)))).map((l) => l.members.map((m) => m.userId)), ids.map((_, i) => ["ann", `b${i + 1}`]));
+    assert.equal(await code(fallback.load("c_nope")), Code.NotFound);
   });
 
   it("refuses with precise codes", async () => {
