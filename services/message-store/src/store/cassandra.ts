@@ -303,7 +303,10 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
             continue;
           }
           lastSeqs.delete(conversationId);
-          settling.set(conversationId, Date.now() + settleMs);
+          const now = Date.now();
+          // Those settled long ago and never written since are forgotten here (a long outage fails many).
+          if (settling.size >= 10_000) for (const [id, until] of settling) if (until <= now) settling.delete(id);
+          settling.set(conversationId, now + settleMs);
           throw err;
         }
       }
