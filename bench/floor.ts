@@ -16,7 +16,7 @@ import * as hdr from "hdr-histogram-js";
 import cassandra from "cassandra-driver";
 import { openBus } from "../packages/runtime/src/bus/index.js";
 import { openCassandra } from "../packages/runtime/src/cassandra.js";
-import { machineNote, machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
+import { cpuSecondsOf, machineNote, machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
 
 export interface FloorOptions {
   rate: number;
@@ -100,7 +100,7 @@ async function paced(name: string, o: FloorOptions, op: (i: number) => Promise<u
   }
   const none: Snapshot = { processes: {}, machine: undefined };
   const cpu = usage(before ?? none, after ?? none, o.durationS);
-  const cpuSeconds = Object.values(cpu).reduce((n, p) => n + p.cpuSeconds, 0);
+  const cpuSeconds = cpuSecondsOf(cpu);
   const step: FloorStep = {
     step: name,
     offeredRate: o.rate,

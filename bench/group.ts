@@ -6,7 +6,7 @@ import * as hdr from "hdr-histogram-js";
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { RawSocket } from "./rawsocket.js";
-import { machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
+import { cpuSecondsOf, machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
 
 export interface GroupBenchOptions {
   url: string;
@@ -147,9 +147,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
 
   const from = before ?? after;
   const used = usage(from, after, o.durationS);
-  const meshCpu = Object.entries(used)
-    .filter(([name]) => name !== "loadgen")
-    .reduce((sum, [, u]) => sum + u.cpuSeconds, 0);
+  const meshCpu = cpuSecondsOf(used, (name) => name !== "loadgen");
   return {
     members: o.members,
     offeredRate: o.rate,

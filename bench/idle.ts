@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { ClusterProcess } from "../cmd/cluster.js";
 import { PUBLIC_PORT } from "../cmd/services.js";
 import type { WorkerCommand, WorkerReport } from "./idle-worker.js";
-import { sample, sampleAll, usage } from "./procstat.js";
+import { cpuSecondsOf, sample, sampleAll, usage } from "./procstat.js";
 
 export interface IdleBenchOptions {
   mesh: ClusterProcess[];
@@ -166,9 +166,7 @@ export async function idleBench(o: IdleBenchOptions) {
       heapKB: kb(sum((m) => m.heapPerConnectionKB * m.connections * 1000) / total),
       rssMaxEdgeKB: Math.max(...memory.map((m) => m.rssPerConnectionKB)),
     };
-    const edgeCpuSeconds = Object.entries(idle)
-      .filter(([name]) => name === "edge" || name.startsWith("edge-"))
-      .reduce((s, [, u]) => s + u.cpuSeconds, 0);
+    const edgeCpuSeconds = cpuSecondsOf(idle, (name) => name === "edge" || name.startsWith("edge-"));
     const heartbeat = {
       edgesCpuPercent: Math.round((edgeCpuSeconds / o.idleS) * 1000) / 10,
       edgeCpuMicrosPerConnectionPerSecond: total === 0 ? 0 : Math.round(((edgeCpuSeconds / o.idleS) * 1e6 * 100) / total) / 100,

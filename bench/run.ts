@@ -20,7 +20,7 @@ import { ChatSocket } from "../packages/client/src/websocket.js";
 import { floorBench } from "./floor.js";
 import { groupBench } from "./group.js";
 import { idleBench } from "./idle.js";
-import { machineNote, machineUsage, processPids, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
+import { cpuSecondsOf, machineNote, machineUsage, processPids, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
 import { latencyChart, type Series } from "./svg.js";
 
 const { values: args } = parseArgs({
@@ -67,6 +67,12 @@ interface RunResult {
    */
   stagesMs: { sendToStored: { p50: number; p99: number }; storedToDelivered: { p50: number; p99: number } };
   processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  /**
+   * CPU of the mesh and its infrastructure (every process but the load generator) per message
+   * delivered in the measured window, ms: what a message costs, steadier than latency on a machine
+   * whose other tenants come and go.
+   */
+  cpuMsPerMessage: number;
   /** The whole machine over the measured window, in percent of all cores: busy, and stolen by the hypervisor. */
   machineCpu: MachineUsage | undefined;
   chart: [number, number][];
@@ -174,7 +180,9 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
   const drainUntil = performance.now() + 30_000;
   while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const ms = (us: number) => Math.round(us) / 1000;
-  const processes = Object.fromEntries(Object.entries(usage(from, after, durationS)).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
+  const used = usage(from, after, durationS);
+  const processes = Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
+  const systemCpuSeconds = cpuSecondsOf(used, (name) => name !== "loadgen");
   const chart: [number, number][] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(histogram.getValueAtPercentile(p))]);
   return {
     offeredRate: rate,
@@ -198,6 +206,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
       storedToDelivered: { p50: ms(fromStored.getValueAtPercentile(50)), p99: ms(fromStored.getValueAtPercentile(99)) },
     },
     processes,
+    cpuMsPerMessage: histogram.totalCount === 0 ? 0 : Math.round((systemCpuSeconds / histogram.totalCount) * 1e6) / 1e3,
     machineCpu: machineUsage(from, after),
     chart,
   };
@@ -268,7 +277,7 @@ async function main(): Promise<void> {
     for (const rate of (args.sweep ?? "").split(",").filter((s) => s !== "").map(Number)) {
       const r = await runAt(rate, Number(args["sweep-duration"]), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}s${rate}:`);
       sweep.push(r);
-      log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms, ${machineNote(r.machineCpu)}`);
+      log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms, ${r.cpuMsPerMessage} ms cpu/message, ${machineNote(r.machineCpu)}`);
       if (r.latencyMs.p99 > P99_BOUND_MS) break;
     }
     const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`);
@@ -287,6 +296,7 @@ async function main(): Promise<void> {
     const { sendToStored, storedToDelivered } = main_.stagesMs;
     log(`  split at server_time, ms: send->stored p50 ${sendToStored.p50} p99 ${sendToStored.p99}, stored->delivered p50 ${storedToDelivered.p50} p99 ${storedToDelivered.p99}`);
     for (const [name, p] of Object.entries(main_.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+    log(`  mesh and infrastructure: ${main_.cpuMsPerMessage} ms cpu/message (the load generator left out)`);
     log(`  ${machineNote(main_.machineCpu)}`);
     log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
     log(`  wrote ${base}.json and ${base}.svg`);

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cpus } from "node:os";
-import { machineNote, machineUsage, sampleAll } from "../procstat.js";
+import { cpuSecondsOf, machineNote, machineUsage, sampleAll } from "../procstat.js";
 
 describe("machine CPU", () => {
   it("counts a busy interval as busy, within all cores' time", () => {
@@ -25,5 +25,15 @@ describe("machine CPU", () => {
     const a = sampleAll({});
     assert.equal(machineUsage({ processes: {}, machine: undefined }, a), undefined);
     assert.equal(machineUsage(a, a), undefined);
+  });
+});
+
+describe("processes' CPU", () => {
+  it("adds up the CPU seconds of the processes chosen, all by default", () => {
+    const used = { loadgen: { cpuSeconds: 2 }, edge: { cpuSeconds: 1.5 }, "edge-1": { cpuSeconds: 0.5 }, cassandra: { cpuSeconds: 3 } };
+    assert.equal(cpuSecondsOf(used), 7);
+    assert.equal(cpuSecondsOf(used, (name) => name !== "loadgen"), 5);
+    assert.equal(cpuSecondsOf(used, (name) => name.startsWith("edge")), 2);
+    assert.equal(cpuSecondsOf({}), 0);
   });
 });
