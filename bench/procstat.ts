@@ -110,13 +110,13 @@ export function usage(before: Snapshot, after: Snapshot, seconds: number): Recor
   return out;
 }
 
-/** The machine's busy and stolen shares of all its cores' time over an interval, in percent. */
 /** CPU seconds of the processes `which` selects (all by default) in a `usage` reading. */
 export const cpuSecondsOf = (used: Record<string, { cpuSeconds: number }>, which: (name: string) => boolean = () => true): number =>
   Object.entries(used)
     .filter(([name]) => which(name))
     .reduce((sum, [, u]) => sum + u.cpuSeconds, 0);
 
+/** The machine's busy and stolen shares of all its cores' time over an interval, in percent. */
 export interface MachineUsage {
   busyPercent: number;
   stealPercent: number;
