@@ -58,6 +58,8 @@ const MAX_CONVERSATION_PAGES = 10;
 
 export class Deliverer {
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Sends in progress in this process, by message and target. */
+  private readonly sending = new Map<string, Promise<TargetResult>>();
   private readonly m = {
     notifications: meter("chat.push").createCounter("push.notifications", { description: "Notifications by platform and outcome (sent, gone, failed, duplicate)" }),
     suppressed: meter("chat.push").createCounter("push.suppressed", { description: "Push requests with nothing to send, by reason (online, read, muted, no_targets)" }),
@@ -179,8 +181,26 @@ export class Deliverer {
     return out;
   }
 
-  /** Claims, sends with bounded retries, settles. Never throws for a provider's answer; store errors do throw. */
+  /**
+   * One send per (message, target) at a time in this process. The sent-record's claim is by process
+   * (a retry after a store error takes its own claim back at once), so it cannot tell two copies of
+   * one event handled at once here (one batch holding it twice) apart: the second waits for the
+   * first to settle, then finds the record done.
+   */
   private async sendToTarget(target: TargetRow, n: Notification, stillDue: () => Promise<boolean>): Promise<TargetResult> {
+    const id = `${n.messageId}\n${target.targetId}`;
+    for (let prior = this.sending.get(id); prior !== undefined; prior = this.sending.get(id)) await prior.catch(() => undefined);
+    const sending = this.claimAndSend(target, n, stillDue);
+    this.sending.set(id, sending);
+    try {
+      return await sending;
+    } finally {
+      if (this.sending.get(id) === sending) this.sending.delete(id);
+    }
+  }
+
+  /** Claims, sends with bounded retries, settles. Never throws for a provider's answer; store errors do throw. */
+  private async claimAndSend(target: TargetRow, n: Notification, stillDue: () => Promise<boolean>): Promise<TargetResult> {
     const { store, policy, owner, logger } = this.opts;
     const provider = this.opts.providers.get(target.platform);
     const platform = platformName(target.platform);

@@ -43,6 +43,7 @@ describe("push delivery on Kafka and PostgreSQL", () => {
   const readSeq = new Map<string, number>();
   let bus: Bus;
   let store: PushStore;
+  let deliverer: Deliverer;
   let subscription: Subscription;
   let dlq: Subscription;
   const deadLettered: PushDeadLettered[] = [];
@@ -78,7 +79,7 @@ describe("push delivery on Kafka and PostgreSQL", () => {
         }),
       });
     });
-    const deliverer = new Deliverer({
+    deliverer = new Deliverer({
       store,
       providers,
       peers: { connection: createClient(ConnectionService, peers), group: createClient(GroupService, peers), messageStore: createClient(MessageStoreService, peers) },
@@ -220,5 +221,17 @@ describe("push delivery on Kafka and PostgreSQL", () => {
     const marker = await request(user, "marker");
     await until("the marker", () => web.received.some((r) => r.payload.data.messageId === marker));
     assert.equal(web.received.filter((r) => r.payload.data.messageId === `m-${run}-dup`).length, 1);
+  });
+
+  it("the same event handled twice at once by one process (one batch holding it twice) sends once", async () => {
+    const user = `hu-${run}`;
+    const sub = web.subscribe(user);
+    await register(user, "browser", PushPlatform.WEB_PUSH, { endpoint: sub.endpoint, p256dh: sub.p256dh, auth: sub.auth });
+    seq++;
+    const message = create(MessageSchema, { conversationId, seq: BigInt(seq), messageId: `m-${run}-twice`, senderId: "ann", content: { case: "text", value: "once" } });
+    const event = create(PushRequestedSchema, { userId: user, message });
+    const results = await Promise.all([deliverer.deliver(event), deliverer.deliver(event)]);
+    assert.deepEqual(results.map((r) => r.sent), [1, 1], "the second settles as sent (a duplicate)");
+    assert.equal(web.received.filter((r) => r.payload.data.messageId === message.messageId).length, 1);
   });
 });
