@@ -36,6 +36,15 @@ describe("bad configuration", () => {
     assert.match(r.stderr, /PORT: .*\(got "http"\)/);
   });
 
+  it("a linger out of its range is refused, naming the setting", () => {
+    const bus = start("routing", { GROUP_SERVICE_ADDR: "127.0.0.1:1", CONNECTION_SERVICE_ADDR: "127.0.0.1:1", KAFKA_LINGER_MS: "-1" });
+    assert.equal(bus.status, 2);
+    assert.match(bus.stderr, /KAFKA_LINGER_MS: .*\(got "-1"\)/);
+    const writes = start("message-store", { GROUP_SERVICE_ADDR: "127.0.0.1:1", CASSANDRA_WRITE_LINGER_MS: "5000" });
+    assert.equal(writes.status, 2);
+    assert.match(writes.stderr, /CASSANDRA_WRITE_LINGER_MS: .*\(got "5000"\)/);
+  });
+
   it("an unknown service name prints the usage", () => {
     const r = start("mailer", {});
     assert.equal(r.status, 2);

@@ -119,6 +119,7 @@ BUS_DRIVER: "kafka"
 KAFKA_BROKERS: {{ required "kafka.brokers is required" (join "," .Values.kafka.brokers | default "") | quote }}
 KAFKA_PARTITIONS: {{ .Values.kafka.partitions | quote }}
 BUS_NAMESPACE: {{ .Values.kafka.namespace | quote }}
+KAFKA_LINGER_MS: {{ .Values.kafka.lingerMs | quote }}
 {{- end -}}
 
 {{- define "chat.commonEnv" -}}

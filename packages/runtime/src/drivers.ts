@@ -2,6 +2,7 @@
 // driver choice the same way. Each opener is the only place its driver is chosen by name.
 import { commonSettings, driver, int, list, loadConfig, z } from "./config.js";
 import { openBus } from "./bus/index.js";
+import { DEFAULT_LINGER_MS } from "./bus/kafka.js";
 import { namespaced } from "./bus/namespace.js";
 import type { Bus } from "./bus/port.js";
 import { openCassandra, type CassandraSession } from "./cassandra.js";
@@ -18,18 +19,20 @@ export const busSettings = {
   BUS_DRIVER: driver(["memory", "kafka"], "memory"),
   KAFKA_BROKERS: list().optional(),
   KAFKA_PARTITIONS: int(6, 1),
+  /** How long publishes wait to go together in one produce request, ms (0: none; see bus/kafka.ts). */
+  KAFKA_LINGER_MS: int(DEFAULT_LINGER_MS).pipe(z.number().max(1_000)),
   /** A prefix for topic names and consumer groups, so several meshes can share one Kafka. */
   BUS_NAMESPACE: z.string().regex(/^[A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only").default(""),
 };
 
 export async function openConfiguredBus(
-  config: { BUS_DRIVER: "memory" | "kafka"; KAFKA_BROKERS?: string[] | undefined; KAFKA_PARTITIONS: number; BUS_NAMESPACE: string },
+  config: { BUS_DRIVER: "memory" | "kafka"; KAFKA_BROKERS?: string[] | undefined; KAFKA_PARTITIONS: number; KAFKA_LINGER_MS: number; BUS_NAMESPACE: string },
   clientId: string,
   logger: Logger,
 ): Promise<Bus> {
   const bus = namespaced(
     config.BUS_DRIVER === "kafka"
-      ? openBus("kafka", { brokers: required(config.KAFKA_BROKERS, "KAFKA_BROKERS", "BUS_DRIVER=kafka"), clientId, logger })
+      ? openBus("kafka", { brokers: required(config.KAFKA_BROKERS, "KAFKA_BROKERS", "BUS_DRIVER=kafka"), clientId, logger, lingerMs: config.KAFKA_LINGER_MS })
       : openBus("memory"),
     config.BUS_NAMESPACE,
   );

@@ -44,26 +44,46 @@ async function settle<T, R>(batch: Queued<T, R>[], process: (items: T[]) => Prom
   }
 }
 
+export interface KeyedBatchOptions<T> {
+  /** Items in one batch at most (default 100). */
+  maxBatch?: number;
+  /** Items that run in a batch of their own. */
+  alone?: (item: T) => boolean;
+  /**
+   * An idle key's first batch starts at the end of the current turn of the event loop
+   * (setImmediate), not at once, so what else is issued in that turn goes with it.
+   */
+  gather?: boolean;
+  /** With it, a batch also stops before the item that would pass `max` of their `weight`; an item heavier than that goes alone. */
+  budget?: { weight: (item: T) => number; max: number };
+  /**
+   * Like Kafka's linger.ms: an idle key's first batch starts this long after its first item, and
+   * each next batch of the key at least this long after the one before it started, so a key sends
+   * at most 1000 / lingerMs batches a second, each with what arrived meanwhile. Fewer, larger
+   * requests cost the caller and the server less CPU than many small ones; each item waits up to
+   * this long more. 0 (the default): no wait.
+   */
+  lingerMs?: number;
+}
+
 /**
  * Runs items with the same key in batches, one batch at a time, in arrival order: items that
- * arrive while a batch of their key runs go together in the next one (up to `maxBatch`, and with
- * `budget`, up to `budget.max` of their weight: an item that would pass it starts the next batch,
- * and one heavier than that alone goes alone). An item for which `alone` holds runs in a batch of
- * its own. `process` answers each item of a batch with its result or an Error (that item's
- * failure); throwing fails the whole batch. With `gather`, an idle key's first batch starts at
- * the end of the current turn of the event loop (setImmediate), not at once, so what else is
- * issued in that turn goes with it.
+ * arrive while a batch of their key runs go together in the next one (see KeyedBatchOptions for
+ * the bounds, `gather` and `lingerMs`). `process` answers each item of a batch with its result or
+ * an Error (that item's failure); throwing fails the whole batch.
  */
 export class KeyedBatchQueue<T, R> {
   private readonly queues = new Map<string, Queued<T, R>[]>();
+  private readonly maxBatch: number;
+  private readonly lingerMs: number;
 
   constructor(
     private readonly process: (key: string, items: T[]) => Promise<(R | Error)[]>,
-    private readonly maxBatch = 100,
-    private readonly alone: (item: T) => boolean = () => false,
-    private readonly gather = false,
-    private readonly budget?: { weight: (item: T) => number; max: number },
-  ) {}
+    private readonly opts: KeyedBatchOptions<T> = {},
+  ) {
+    this.maxBatch = opts.maxBatch ?? 100;
+    this.lingerMs = opts.lingerMs ?? 0;
+  }
 
   run(key: string, item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -73,26 +93,32 @@ export class KeyedBatchQueue<T, R> {
         return;
       }
       this.queues.set(key, [{ item, resolve, reject }]);
-      if (this.gather) setImmediate(() => void this.drain(key));
+      if (this.lingerMs > 0) setTimeout(() => void this.drain(key), this.lingerMs);
+      else if (this.opts.gather === true) setImmediate(() => void this.drain(key));
       else void this.drain(key);
     });
   }
 
   private async drain(key: string): Promise<void> {
-    for (;;) {
+    const { alone = () => false, budget } = this.opts;
+    for (let started = Number.NEGATIVE_INFINITY; ; ) {
       const queue = this.queues.get(key) ?? [];
       if (queue.length === 0) {
         this.queues.delete(key);
         return;
       }
+      // The first batch lingered in run(); the next ones start lingerMs apart.
+      const wait = started + this.lingerMs - performance.now();
+      if (wait >= 1) await new Promise((r) => setTimeout(r, wait));
+      started = performance.now();
       let n = 1;
       const first = queue[0];
-      if (first !== undefined && !this.alone(first.item)) {
-        let weight = this.budget?.weight(first.item) ?? 0;
-        for (let next = queue[n]; next !== undefined && n < this.maxBatch && !this.alone(next.item); next = queue[++n]) {
-          if (this.budget !== undefined) {
-            weight += this.budget.weight(next.item);
-            if (weight > this.budget.max) break;
+      if (first !== undefined && !alone(first.item)) {
+        let weight = budget?.weight(first.item) ?? 0;
+        for (let next = queue[n]; next !== undefined && n < this.maxBatch && !alone(next.item); next = queue[++n]) {
+          if (budget !== undefined) {
+            weight += budget.weight(next.item);
+            if (weight > budget.max) break;
           }
         }
       }

@@ -1,5 +1,6 @@
 // Batching helpers: KeyedBatchQueue (per key one batch at a time; what arrives meanwhile goes
-// together next; with gather, an idle key's first batch waits for the end of the turn) and
+// together next; with gather, an idle key's first batch waits for the end of the turn; with a
+// linger, for the linger, and batches start at least the linger apart) and
 // TickBatcher (what arrives in one turn of the event loop goes together, batches run at once, or
 // at most maxInFlight at once with the items that wait going together next, and at most maxWaiting
 // of those);
@@ -115,7 +116,7 @@ describe("batching", () => {
     const q = new KeyedBatchQueue<string, string>(async (_, items) => {
       batches.push(items);
       return items;
-    }, 100, () => false, true);
+    }, { gather: true });
     const first = q.run("k", "x1");
     // Issued later in the same turn, after a few promise hops (as a caller's next write would be).
     const later = Promise.resolve()
@@ -134,13 +135,43 @@ describe("batching", () => {
         batches.push(items);
         return items;
       },
-      100,
-      () => false,
-      true,
-      { weight: (item) => item.length, max: 6 },
+      { gather: true, budget: { weight: (item) => item.length, max: 6 } },
     );
     const items = ["aa", "bb", "cc", "ddd", "eeeeeeeeee", "f", "g"];
     assert.deepEqual(await Promise.all(items.map((i) => q.run("k", i))), items);
     assert.deepEqual(batches, [["aa", "bb", "cc"], ["ddd"], ["eeeeeeeeee"], ["f", "g"]]);
+  });
+
+  it("KeyedBatchQueue with a linger: an idle key's first batch waits for it, the next ones start at least that far apart", async () => {
+    const lingerMs = 40;
+    const starts: { at: number; items: number[] }[] = [];
+    const q = new KeyedBatchQueue<number, number>(async (_, items) => {
+      starts.push({ at: performance.now(), items });
+      return items;
+    }, { lingerMs });
+    const t0 = performance.now();
+    const runs: Promise<number>[] = [q.run("k", 1)];
+    // Items issued over 100 ms, one every 10 ms: a batch per linger, not one per item.
+    for (let i = 2; i <= 10; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      runs.push(q.run("k", i));
+    }
+    const issuedFor = performance.now() - t0;
+    assert.deepEqual(await Promise.all(runs), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.ok((starts[0]?.at ?? 0) - t0 >= lingerMs - 1, `the first batch started ${(starts[0]?.at ?? 0) - t0} ms after its item`);
+    // At most one batch per linger while items were issued (a slow machine issues them more slowly), and the last one's.
+    assert.ok(starts.length <= Math.ceil(issuedFor / lingerMs) + 1 && starts.length < 10, `${starts.length} batches for 10 items issued over ${issuedFor} ms`);
+    for (let i = 1; i < starts.length; i++) assert.ok((starts[i]?.at ?? 0) - (starts[i - 1]?.at ?? 0) >= lingerMs - 1, `batches ${i - 1} and ${i} started ${(starts[i]?.at ?? 0) - (starts[i - 1]?.at ?? 0)} ms apart`);
+    assert.deepEqual(starts.flatMap((s) => s.items), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "in arrival order");
+    // Without a linger each item that finds the key idle goes at once: ten batches.
+    const eager: number[][] = [];
+    const plain = new KeyedBatchQueue<number, number>(async (_, items) => {
+      eager.push(items);
+      return items;
+    });
+    for (let i = 1; i <= 10; i++) {
+      await plain.run("k", i);
+    }
+    assert.equal(eager.length, 10);
   });
 });

@@ -71,7 +71,7 @@ export function createMessageStoreHandler(opts: MessageStoreHandlerOptions): Mes
   const { store, bus, group } = opts;
   const now = opts.now ?? (() => new Date());
   const newId = opts.newId ?? (() => crypto.randomUUID());
-  const appends = new KeyedBatchQueue<AppendRequest, Appended>(appendBatch, 100, (req) => req.content.case !== "text");
+  const appends = new KeyedBatchQueue<AppendRequest, Appended>(appendBatch, { maxBatch: 100, alone: (req) => req.content.case !== "text" });
   const maxInflight = opts.maxInflightAppends ?? 1024;
   const fanoutMax = opts.inboxFanoutMaxMembers ?? DEFAULT_INBOX_FANOUT_MAX_MEMBERS;
   let inflight = 0;

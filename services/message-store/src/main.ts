@@ -12,7 +12,7 @@ import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { consumeMembershipChanges } from "./events/consume.js";
 import { createMessageStoreHandler, DEFAULT_INBOX_FANOUT_MAX_MEMBERS } from "./handler.js";
 import { routes, services } from "./routes.js";
-import { createCassandraMessageStore } from "./store/cassandra.js";
+import { createCassandraMessageStore, DEFAULT_WRITE_LINGER_MS } from "./store/cassandra.js";
 import { createEmbeddedMessageStore } from "./store/embedded.js";
 import { createSeqLeases, DEFAULT_LEASE_MS, leaseTiming, type SeqLeases } from "./store/leases.js";
 import { cqlMigrations, sqlMigrations } from "./store/migrations.js";
@@ -31,6 +31,8 @@ const StoreConfig = z.object({
   // How long a seq lease lasts (margin 40% of it, renewed every 20%): a replica that dies without
   // giving its shards up (kill -9, a lost node) holds them this long plus the margin.
   SEQ_LEASE_MS: int(DEFAULT_LEASE_MS, 1000),
+  // How long Cassandra writes wait to go together in one batch, ms (0: none; store/cassandra.ts).
+  CASSANDRA_WRITE_LINGER_MS: int(DEFAULT_WRITE_LINGER_MS).pipe(z.number().max(1_000)),
 });
 
 const Config = z.object({
@@ -58,7 +60,7 @@ async function openStore(config: z.infer<typeof StoreConfig>, logger: Logger): P
       const session = await openConfiguredCassandra(config);
       const applied = await migrateCql(session, "message-store", cqlMigrations);
       const leases = createSeqLeases(session.client, { instance: config.INSTANCE_NAME, timing: leaseTiming(config.SEQ_LEASE_MS), logger });
-      return { store: createCassandraMessageStore(session.client, { leases, logger }), applied, leases };
+      return { store: createCassandraMessageStore(session.client, { leases, logger, writeLingerMs: config.CASSANDRA_WRITE_LINGER_MS }), applied, leases };
     }
   }
 }

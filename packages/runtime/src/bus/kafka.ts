@@ -30,7 +30,15 @@ export interface KafkaBusOptions {
   logger?: Logger;
   /** Replication factor of the topics ensureTopics creates: 1 by default (one-broker development). */
   replicationFactor?: number;
+  /** How long publishes wait to go together in one produce request, ms (DEFAULT_LINGER_MS; 0: none). */
+  lingerMs?: number;
 }
+
+/**
+ * The producer's default linger, ms (Kafka's linger.ms; the Java client's is 5 since Kafka 4.0):
+ * fewer, larger produce requests, for less CPU per message on both sides (README, benchmark).
+ */
+export const DEFAULT_LINGER_MS = 2;
 
 /** How long subscribe waits for the member to join its group before failing. */
 const JOIN_TIMEOUT_MS = 30_000;
@@ -95,8 +103,8 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     await producer.connect().catch((err: unknown) => Promise.reject(unreachable(err)));
     return producer;
   });
-  // The idempotent producer allows one request in flight: publishes made meanwhile go together in
-  // the next request (no added delay when idle, batches under load).
+  // The idempotent producer allows one request in flight: publishes made meanwhile, or within the
+  // linger, go together in the next request.
   const sends = new KeyedBatchQueue<Outgoing, true>(async (_, batch) => {
     const byTopic = new Map<string, Outgoing["messages"]>();
     for (const o of batch) {
@@ -106,7 +114,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     }
     await (await producerConn.get()).sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     return batch.map(() => true as const);
-  }, Number.MAX_SAFE_INTEGER);
+  }, { maxBatch: Number.MAX_SAFE_INTEGER, lingerMs: opts.lingerMs ?? DEFAULT_LINGER_MS });
   /** Open consumers, each with its commits. */
   const consumers = new Map<Consumer, CoalescedCommits>();
 

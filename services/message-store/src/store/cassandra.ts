@@ -96,6 +96,8 @@ const WRITE_ATTEMPTS = 4;
  * retry hint.
  */
 const DEFAULT_SETTLE_MS = 3_000;
+/** The shared write batches' default linger, ms (see `writes`; CASSANDRA_WRITE_LINGER_MS). */
+export const DEFAULT_WRITE_LINGER_MS = 2;
 
 /** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
 const maxWins = (value: number) => Long.fromNumber(value + 1);
@@ -111,6 +113,8 @@ export interface CassandraStoreOptions {
   bucketSize?: number;
   /** How long a conversation waits after a failed write before its counter is read again (DEFAULT_SETTLE_MS). */
   settleMs?: number;
+  /** Linger of the shared write batches, ms (DEFAULT_WRITE_LINGER_MS; 0: none). */
+  writeLingerMs?: number;
 }
 
 /** This replica may not write the conversation now: another holds its shard, or none does yet. */
@@ -179,8 +183,8 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   /**
    * The writes (idempotency rows, messages, inboxes, receipts, heads): one unlogged batch in
    * flight, the writes issued meanwhile, whatever their conversation, together in the next; when
-   * none is in flight, those issued in the same turn of the event loop go together (a stored
-   * batch's receipt write and the next batch's idempotency rows are issued in one turn). Each needs
+   * none is in flight, those issued within the linger (`writeLingerMs`; without one, in the same
+   * turn of the event loop) go together, and batches start at least the linger apart. Each needs
    * no atomicity with the others (receipts and inboxes are max-wins; an idempotency row is awaited
    * before its message's insert), so a batch is one request where there were many. A write of a
    * seq carries its tenure's check, made when its batch is sent (a write can wait here behind a
@@ -202,10 +206,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       else if (batch.length > 1) await client.batch(batch, { prepare: true, logged: false });
       return refused.map((err) => err ?? (true as const));
     },
-    MAX_WRITE_BATCH,
-    () => false,
-    true,
-    { weight: (w) => w.bytes, max: MAX_WRITE_BATCH_BYTES },
+    { maxBatch: MAX_WRITE_BATCH, gather: true, budget: { weight: (w) => w.bytes, max: MAX_WRITE_BATCH_BYTES }, lingerMs: opts.writeLingerMs ?? DEFAULT_WRITE_LINGER_MS },
   );
   const write = (query: string, params: unknown[], check?: () => void): Promise<true> => {
     const bytes = valueBytes(params);
