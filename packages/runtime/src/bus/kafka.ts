@@ -35,10 +35,11 @@ export interface KafkaBusOptions {
 }
 
 /**
- * The producer's default linger, ms (Kafka's linger.ms; the Java client's is 5 since Kafka 4.0):
- * fewer, larger produce requests, for less CPU per message on both sides (README, benchmark).
+ * The producer's default linger, ms (Kafka's linger.ms): none. A linger of a few ms makes fewer,
+ * larger produce requests, for less CPU per message on both sides, and each publish waits that
+ * much longer; measured both ways in the README's benchmark section.
  */
-export const DEFAULT_LINGER_MS = 2;
+export const DEFAULT_LINGER_MS = 0;
 
 /** How long subscribe waits for the member to join its group before failing. */
 const JOIN_TIMEOUT_MS = 30_000;

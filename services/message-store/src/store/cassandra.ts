@@ -96,8 +96,8 @@ const WRITE_ATTEMPTS = 4;
  * retry hint.
  */
 const DEFAULT_SETTLE_MS = 3_000;
-/** The shared write batches' default linger, ms (see `writes`; CASSANDRA_WRITE_LINGER_MS). */
-export const DEFAULT_WRITE_LINGER_MS = 2;
+/** The shared write batches' default linger, ms: none (see `writes` and DEFAULT_LINGER_MS of the Kafka bus). */
+export const DEFAULT_WRITE_LINGER_MS = 0;
 
 /** A write timestamp that makes the highest value win: the value itself (plus one, so 0 still beats "never written"). */
 const maxWins = (value: number) => Long.fromNumber(value + 1);
