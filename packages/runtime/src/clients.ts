@@ -2,8 +2,9 @@
 // and client metrics on every call. Peers are found through *_SERVICE_ADDR settings.
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Http2SessionManager } from "@connectrpc/connect-node";
 import type { ClientHttp2Session } from "node:http2";
+import { createUnaryGrpcTransport } from "./grpc-unary.js";
 import { clientTelemetryInterceptor } from "./telemetry/connect.js";
 
 const transports = new Map<string, Transport>();
@@ -44,9 +45,8 @@ export function peerTransport(address: string): Transport {
   let transport = transports.get(address);
   if (transport === undefined) {
     const baseUrl = `http://${address}`;
-    transport = createGrpcTransport({
+    transport = createUnaryGrpcTransport({
       baseUrl,
-      acceptCompression: [],
       interceptors: [clientTelemetryInterceptor()],
       sessionManager: new GuardedSessionManager(baseUrl, { pingIntervalMs: 10_000, idleConnectionTimeoutMs: 60_000 }),
       defaultTimeoutMs: 10_000,

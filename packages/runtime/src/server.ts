@@ -9,6 +9,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
+import { UnaryGrpcRoutes } from "./grpc-unary.js";
 import { HealthRegistry } from "./health.js";
 import type { Logger } from "./log.js";
 import { registerReflection } from "./reflection.js";
@@ -79,10 +80,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
   const interceptors: Interceptor[] = [serverTelemetryInterceptor(), logUnexpected(opts.logger), ...(opts.interceptors ?? []), validationInterceptor];
+  const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
+  // Unary gRPC calls (every call between services) are answered by `unary`; connect's adapter
+  // takes the rest (see grpc-unary.ts).
+  const unary = new UnaryGrpcRoutes(interceptors, readMaxBytes);
   const rpc = connectNodeAdapter({
     interceptors,
-    readMaxBytes: opts.readMaxBytes ?? 4 * 1024 * 1024,
-    routes(router) {
+    readMaxBytes,
+    routes(connectRouter) {
+      const router = unary.recording(connectRouter);
       opts.routes(router);
       router.service(Health, health.impl());
       registerReflection(router, [...opts.services, Health]);
@@ -93,6 +99,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       telemetry.metricsHandler(req as http.IncomingMessage, res as http.ServerResponse);
       return;
     }
+    if (req.httpVersionMajor === 2 && unary.handle(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse)) return;
     rpc(req, res);
   };
 
