@@ -8,7 +8,9 @@ import { migrateCql, openCassandra, type CassandraSession } from "../../../packa
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
 import { openPglite } from "../../../packages/runtime/src/sql/pglite.js";
 import { KeyedSerialQueue } from "../../../packages/runtime/src/serial.js";
+import { bucketOf } from "../src/domain/sequencing.js";
 import { createCassandraMessageStore } from "../src/store/cassandra.js";
+import { encodeContent } from "../src/store/codec.js";
 import { createEmbeddedMessageStore } from "../src/store/embedded.js";
 import { createSeqLeases, leaseTiming, SHARDS, shardOf, type SeqLeases } from "../src/store/leases.js";
 import { cqlMigrations, sqlMigrations } from "../src/store/migrations.js";
@@ -211,7 +213,8 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
 
   /**
    * A replica's leases and store over a client whose every request (`execute` and `batch`) first
-   * passes `gate` (it may hold the request up or fail it); `kill()` fails every request from then
+   * passes `gate` with its query (a batch: "BATCH" and its queries, a line each; it may hold the
+   * request up or fail it); `kill()` fails every request from then
    * on (a dead or cut-off process).
    */
   async function replica(instance: string, address: string, gate: (query: string) => Promise<void> = async () => undefined, storeOptions: { settleMs?: number } = {}) {
@@ -223,7 +226,7 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     const client = new Proxy(session.client, {
       get: (target, prop, receiver) => {
         if (prop === "execute") return async (...args: Parameters<typeof target.execute>) => (await pass(String(args[0])), target.execute(...args));
-        if (prop === "batch") return async (...args: Parameters<typeof target.batch>) => (await pass("BATCH"), target.batch(...args));
+        if (prop === "batch") return async (...args: Parameters<typeof target.batch>) => (await pass(`BATCH\n${args[0].map((q) => (typeof q === "string" ? q : q.query)).join("\n")}`), target.batch(...args));
         return Reflect.get(target, prop, receiver) as unknown;
       },
     });
@@ -353,7 +356,7 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     // Counting batches from `armed` on, the second fails (it never reaches the server).
     let batches: number | undefined;
     const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.10:9102", async (query) => {
-      if (query === "BATCH" && batches !== undefined && batches++ === 1) throw new Error("injected: this request failed");
+      if (query.startsWith("BATCH") && batches !== undefined && batches++ === 1) throw new Error("injected: this request failed");
     });
     await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
     const c = await someConversation((id) => a.store.writer(id).kind === "self");
@@ -394,6 +397,31 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     assert.deepEqual([Number(retried.message.seq), retried.created], [2, true], "the retry is stored at the next seq: no gap");
     assert.deepEqual((await a.store.range(c, 1, 10)).map((m) => m.clientMsgId), ["m1", "m2"]);
     await a.leases.close();
+  });
+
+  it("a message stored without its idempotency row (its writes cut short, then its writer gone) is that message to a retry at the next writer, not a new one", async () => {
+    const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.12:9102");
+    const b = await replica(`b-${randomBytes(3).toString("hex")}`, "10.0.0.13:9102");
+    await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    await a.store.append(text(c, "alice", "m1"));
+    // m2's message row landed, its idempotency row did not (the two go in one request, not atomically).
+    const m2 = text(c, "alice", "m2");
+    await session.client.execute(
+      "INSERT INTO messages (conversation_id, bucket, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      [c, bucketOf(2, 10), 2, m2.messageId, m2.clientMsgId, m2.senderId, m2.senderDeviceId, m2.serverTime, Buffer.from(encodeContent(m2.content))],
+      { prepare: true },
+    );
+    await a.leases.close();
+    await until(() => b.store.writer(c).kind === "self", 2 * timing.renewEveryMs + 1000);
+    // The retry, looked up first (no idempotency row: not found), then appended as the edge does.
+    assert.equal(await b.store.findStored(c, "alice", "m2"), undefined);
+    const retried = await b.store.appendBatch([text(c, "alice", "m2")], { checked: true });
+    assert.deepEqual(retried.map((r) => [Number(r.message.seq), r.message.messageId, r.created]), [[2, m2.messageId, false]]);
+    assert.equal((await b.store.findStored(c, "alice", "m2"))?.messageId, m2.messageId, "its idempotency row is written again");
+    assert.equal(Number((await b.store.append(text(c, "bob", "m3"))).message.seq), 3);
+    assert.deepEqual((await b.store.range(c, 1, 10)).map((m) => m.clientMsgId), ["m1", "m2", "m3"]);
+    await b.leases.close();
   });
 
   it("spreads conversations over every shard", () => {

@@ -3,8 +3,14 @@
 // counter is read from the store the first time it writes the conversation under a tenure (and
 // after a failed write) and trusted only under that tenure, and each write of a seq checks, when
 // its batch is sent, that the tenure still holds: a replica that lost a shard sends no seq again.
-// Idempotency: a row per (conversation, sender, client_msg_id) is written before the message and
-// verified against it on a retry, so a crash between the two writes neither loses nor duplicates.
+// Idempotency: a row per (conversation, sender, client_msg_id) names the seq and message id of
+// each message, verified against the message on a retry. Both rows of a batch are written at once
+// (one round trip, not two); a crash or a failure can leave either without the other. An
+// idempotency row without its message is stale and ignored; a message without its idempotency row
+// can only be among the last REPAIR_TAIL seqs (a conversation's next batch starts once the last one
+// is stored whole), so whoever reads the counter again (a new tenure, or after a failed write)
+// first writes the idempotency rows of those messages again and answers a retry of one of them
+// with it: neither lost nor stored twice.
 // A client's first attempt (it says so) received lately is not looked up when this replica knows
 // every message it could have been stored as (see `trusts`): one read per message less.
 // Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
@@ -81,6 +87,11 @@ interface Write {
  */
 const RECENT_MS = 60_000;
 const MAX_RECENT = 100_000;
+/**
+ * Messages written at once at most, per conversation: the most that can be stored without their
+ * idempotency rows when a write is cut short, so the tail read again with the counter.
+ */
+const REPAIR_TAIL = 100;
 /** How far the clocks of edges and message-store replicas may be apart (NTP; the leases assume a second). */
 const CLOCK_SKEW_MS = 2_000;
 
@@ -227,6 +238,25 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     return last;
   }
 
+  async function range(conversationId: string, lo: number, hi: number): Promise<Message[]> {
+    const out: Message[] = [];
+    for (let b = bucket(lo); b <= bucket(hi); b++) {
+      const r = await client.execute(Q.range, [conversationId, b, Long.fromNumber(lo), Long.fromNumber(hi)], OPTS);
+      for (const row of r.rows) out.push(rowToMessage(row));
+    }
+    return out;
+  }
+
+  /**
+   * The conversation's last REPAIR_TAIL messages up to `last`, their idempotency rows written again
+   * (the ones a cut-short write left out), by sender and client_msg_id.
+   */
+  async function repairTail(conversationId: string, last: number, stillHeld: () => void): Promise<Map<string, Message>> {
+    const tail = last === 0 ? [] : await range(conversationId, Math.max(1, last - REPAIR_TAIL + 1), last);
+    await allSettled(tail.map((m) => write(Q.idemSet, [conversationId, m.senderId, m.clientMsgId, Long.fromNumber(Number(m.seq)), m.messageId], stillHeld)));
+    return new Map(tail.map((m) => [`${m.senderId}\n${m.clientMsgId}`, m]));
+  }
+
   /** The message at seq, if it is the one with this id (a claim whose message write never happened, crash in between, is stale). */
   async function messageAt(conversationId: string, seq: number, messageId: unknown): Promise<Message | undefined> {
     const row = (await client.execute(Q.one, [conversationId, bucket(seq), Long.fromNumber(seq)], OPTS)).first();
@@ -247,10 +277,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   }
 
   /**
-   * Stores messages of one conversation under this replica's tenure of it: idempotency rows first,
-   * then the messages (both in the shared unlogged batches), each checked, when its batch is sent,
-   * against the tenure it was numbered under. A failed write is made again (WRITE_ATTEMPTS) while
-   * the tenure holds; past that the counter is forgotten and read again once the writes settled.
+   * Stores messages of one conversation under this replica's tenure of it: idempotency rows and
+   * messages together (in the shared unlogged batches), REPAIR_TAIL at a time, each checked, when
+   * its batch is sent, against the tenure it was numbered under. A failed write is made again
+   * (WRITE_ATTEMPTS) while the tenure holds; past that the counter is forgotten and read again
+   * once the writes settled. Reading the counter repairs the tail (`repairTail`).
    */
   async function appendBatch(ms: NewMessage[], appendOpts: AppendOptions = {}): Promise<AppendResult[]> {
     const results: (AppendResult | undefined)[] =
@@ -276,26 +307,44 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       } else repeats.set(i, first);
     });
     const conversationId = ms[0]?.conversationId ?? "";
-    if (fresh.length > 0) {
-      const tenure = leases.tenure(conversationId);
+    const tenure = fresh.length > 0 ? leases.tenure(conversationId) : undefined;
+    const stillHeld = () => {
+      if (leases.tenure(conversationId) !== tenure) throw notWriter(conversationId);
+    };
+    let known = lastSeqs.get(conversationId);
+    if (fresh.length > 0 && (tenure === undefined || known?.tenure !== tenure)) {
       if (tenure === undefined) throw notWriter(conversationId);
-      const known = lastSeqs.get(conversationId);
-      if (known?.tenure !== tenure) settled(conversationId);
-      const { seq: base, since } = known?.tenure === tenure ? known : { since: Date.now(), seq: await probeLastSeq(conversationId) };
+      settled(conversationId);
+      const since = Date.now();
+      const last = await probeLastSeq(conversationId);
+      // A message of this batch may be in the tail without its idempotency row (a write cut short):
+      // it is that message, not a new one.
+      const tail = await repairTail(conversationId, last, stillHeld);
+      for (let k = fresh.length - 1; k >= 0; k--) {
+        const i = fresh[k] ?? 0;
+        const m = ms[i];
+        const found = m === undefined ? undefined : tail.get(`${m.senderId}\n${m.clientMsgId}`);
+        if (found === undefined) continue;
+        results[i] = { message: found, created: false };
+        fresh.splice(k, 1);
+      }
+      known = { seq: last, tenure, since };
+      lastSeqs.set(conversationId, known);
+    }
+    if (fresh.length > 0 && known !== undefined) {
+      const { seq: base } = known;
       const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
-      const stillHeld = () => {
-        if (leases.tenure(conversationId) !== tenure) throw notWriter(conversationId);
-      };
       const rows = claims.map((c) => ({
         idem: [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId],
         message: [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
       }));
       for (let attempt = 1; ; attempt++) {
         try {
-          // Every write settled before the next step (the rows may span several batches): none of
-          // this batch's is still on its way when the counter is read again.
-          await allSettled(rows.map((r) => write(Q.idemSet, r.idem, stillHeld)));
-          await allSettled(rows.map((r) => write(Q.insert, r.message, stillHeld)));
+          // REPAIR_TAIL messages at a time, each part settled before the next (the rows may span
+          // several batches): none is still on its way when the counter is read again.
+          for (let from = 0; from < rows.length; from += REPAIR_TAIL) {
+            await allSettled(rows.slice(from, from + REPAIR_TAIL).flatMap((r) => [write(Q.idemSet, r.idem, stillHeld), write(Q.insert, r.message, stillHeld)]));
+          }
           break;
         } catch (err) {
           if (leases.tenure(conversationId) === tenure && attempt < WRITE_ATTEMPTS) {
@@ -315,7 +364,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
         results[c.i] = { message: withSeq(c.m, c.seq), created: true };
         remember(recentKey(conversationId, c.m.senderId, c.m.clientMsgId), c.seq, c.m.messageId);
       }
-      lastSeqs.set(conversationId, { seq: base + claims.length, tenure, since });
+      lastSeqs.set(conversationId, { ...known, seq: base + claims.length });
       // The head is only a hint of the bucket to start reading the last seq from: written when a
       // new bucket starts (a lost update costs one more read, nothing else).
       for (const c of claims) {
@@ -346,14 +395,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       return leases.writer(conversationId);
     },
     lastSeq: probeLastSeq,
-    async range(conversationId, lo, hi) {
-      const out: Message[] = [];
-      for (let b = bucket(lo); b <= bucket(hi); b++) {
-        const r = await client.execute(Q.range, [conversationId, b, Long.fromNumber(lo), Long.fromNumber(hi)], OPTS);
-        for (const row of r.rows) out.push(rowToMessage(row));
-      }
-      return out;
-    },
+    range,
     async raiseWatermarks(conversationId, userId, to) {
       const row = (await client.execute(Q.receiptGet, [conversationId, userId], OPTS)).first();
       const current: Watermarks = row === null ? NO_WATERMARKS : { deliveredSeq: num(row["delivered_seq"]), readSeq: num(row["read_seq"]) };
