@@ -37,7 +37,7 @@ export interface KafkaBusOptions {
 /**
  * The producer's default linger, ms (Kafka's linger.ms): none. A linger of a few ms makes fewer,
  * larger produce requests, for less CPU per message on both sides, and each publish waits that
- * much longer; measured both ways in the README's benchmark section.
+ * much longer; measured both ways in docs/benchmark-history.md (2026-12-02, night).
  */
 export const DEFAULT_LINGER_MS = 0;
 
