@@ -323,13 +323,13 @@ export class UnaryGrpcRoutes {
       if (bytes === undefined) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
       const output = await invokeUnaryImplementation(spec, context, parse(spec.method.input, bytes, "request"), this.interceptors);
       answered = true;
-      if (res.destroyed) return;
+      if (res.stream.destroyed) return;
       res.writeHead(200, toNodeHeaders(context.responseHeader));
       res.addTrailers(toNodeHeaders(context.responseTrailer));
       res.end(envelope(toBinary(spec.method.output, output)));
     } catch (err) {
       answered = true;
-      if (res.destroyed) return;
+      if (res.stream.destroyed) return;
       setTrailerStatus(context.responseTrailer, err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err));
       res.writeHead(200, toNodeHeaders(context.responseHeader));
       res.addTrailers(toNodeHeaders(context.responseTrailer));
@@ -359,6 +359,8 @@ export class UnaryGrpcRoutes {
       req.on("data", onData);
       req.once("end", () => resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)));
       req.once("error", (err) => reject(fromNodeError(err)));
+      // Reset by the client before its body ended (after the end, this changes nothing).
+      req.once("close", () => reject(new ConnectError("the client hung up", Code.Canceled)));
     });
   }
 }
