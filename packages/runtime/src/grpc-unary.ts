@@ -21,21 +21,13 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { contentTypeProto, parseTimeout, requestHeader, setTrailerStatus, validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import http2 from "node:http2";
 
 /** Bytes before each message of a gRPC body: a flags byte and the length. */
 const PREFIX = 5;
-
-function envelope(payload: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(PREFIX + payload.length);
-  out[0] = 0;
-  out.writeUInt32BE(payload.length, 1);
-  out.set(payload, PREFIX);
-  return out;
-}
 
 /** The one message of a unary call's body; undefined for an empty body. */
 function unenvelope(body: Buffer, readMaxBytes: number, side: "request" | "response"): Uint8Array | undefined {
@@ -132,7 +124,7 @@ export function createUnaryGrpcTransport(opts: UnaryGrpcTransportOptions): Trans
     req.header.forEach((value, key) => {
       headers[key] = value;
     });
-    const body = envelope(toBinary(req.method.input, req.message));
+    const body = encodeEnvelope(0, toBinary(req.method.input, req.message));
     if (req.signal.aborted) throw ConnectError.from(req.signal.reason, Code.Canceled);
     const stream = await opts.sessionManager.request("POST", path, headers, {}).catch((err: unknown) => Promise.reject(fromNodeError(err)));
     return new Promise<UnaryResponse<I, O>>((resolve, reject) => {
@@ -326,7 +318,7 @@ export class UnaryGrpcRoutes {
       if (res.stream.destroyed) return;
       res.writeHead(200, toNodeHeaders(context.responseHeader));
       res.addTrailers(toNodeHeaders(context.responseTrailer));
-      res.end(envelope(toBinary(spec.method.output, output)));
+      res.end(encodeEnvelope(0, toBinary(spec.method.output, output)));
     } catch (err) {
       answered = true;
       if (res.stream.destroyed) return;

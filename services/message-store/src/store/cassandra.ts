@@ -163,6 +163,8 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   /** Since when `recent` names every message this replica stored (later once MAX_RECENT evicted one still in the window). */
   let recentComplete = Date.now();
   const recentKey = (conversationId: string, senderId: string, clientMsgId: string) => `${conversationId}\n${senderId}\n${clientMsgId}`;
+  /** A message's key within its conversation: one message per sender and client_msg_id. */
+  const senderKey = (m: { senderId: string; clientMsgId: string }) => `${m.senderId}\n${m.clientMsgId}`;
 
   function remember(key: string, seq: number, messageId: string): void {
     const now = Date.now();
@@ -254,7 +256,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   async function repairTail(conversationId: string, last: number, stillHeld: () => void): Promise<Map<string, Message>> {
     const tail = last === 0 ? [] : await range(conversationId, Math.max(1, last - REPAIR_TAIL + 1), last);
     await allSettled(tail.map((m) => write(Q.idemSet, [conversationId, m.senderId, m.clientMsgId, Long.fromNumber(Number(m.seq)), m.messageId], stillHeld)));
-    return new Map(tail.map((m) => [`${m.senderId}\n${m.clientMsgId}`, m]));
+    return new Map(tail.map((m) => [senderKey(m), m]));
   }
 
   /** The message at seq, if it is the one with this id (a claim whose message write never happened, crash in between, is stale). */
@@ -299,7 +301,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     const fresh: number[] = [];
     ms.forEach((m, i) => {
       if (results[i] !== undefined) return;
-      const key = `${m.senderId}\n${m.clientMsgId}`;
+      const key = senderKey(m);
       const first = firstOf.get(key);
       if (first === undefined) {
         firstOf.set(key, i);
@@ -323,7 +325,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       for (let k = fresh.length - 1; k >= 0; k--) {
         const i = fresh[k] ?? 0;
         const m = ms[i];
-        const found = m === undefined ? undefined : tail.get(`${m.senderId}\n${m.clientMsgId}`);
+        const found = m === undefined ? undefined : tail.get(senderKey(m));
         if (found === undefined) continue;
         results[i] = { message: found, created: false };
         fresh.splice(k, 1);
