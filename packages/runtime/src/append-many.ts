@@ -19,9 +19,20 @@ export interface AppendManyOptions {
   headers?: Record<string, string>;
 }
 
+/** The largest request the message store reads (its server's read limit, for AppendMany above all). */
+export const MESSAGE_STORE_READ_MAX_BYTES = 1024 * 1024;
 /**
- * The appends that arrive in one turn of the event loop go in one AppendMany call, each answered on
- * its own: a refusal keeps its code and retry hint.
+ * Bytes of appends one AppendMany call carries at most, as `appendBytes` counts them: under the
+ * store's read limit with room for the envelope (a text at the size limit, 100,000 characters, goes
+ * alone or with small ones).
+ */
+const MAX_CALL_BYTES = (MESSAGE_STORE_READ_MAX_BYTES * 3) / 4;
+/** An append's size, at most: a text's UTF-16 units at 3 bytes each of UTF-8, plus its ids and headers. */
+const appendBytes = (a: TracedAppendInit): number => (a.append?.content?.case === "text" ? a.append.content.value.length * 3 : 0) + 1024;
+
+/**
+ * The appends that arrive in one turn of the event loop go in one AppendMany call (up to
+ * `maxPerCall` and MAX_CALL_BYTES), each answered on its own: a refusal keeps its code and retry hint.
  */
 export function appendManyBatcher(messageStore: Client<typeof MessageStoreService>, opts: AppendManyOptions): TickBatcher<TracedAppendInit, AppendResponse> {
   const callOptions = opts.headers === undefined ? {} : { headers: opts.headers };
@@ -38,5 +49,6 @@ export function appendManyBatcher(messageStore: Client<typeof MessageStoreServic
     opts.maxPerCall,
     opts.callsInFlight,
     opts.maxWaiting,
+    { weight: appendBytes, max: MAX_CALL_BYTES },
   );
 }

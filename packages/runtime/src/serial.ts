@@ -134,7 +134,9 @@ export class KeyedBatchQueue<T, R> {
  * while the bound is reached wait and go together in the next batch, so a busy caller sends fewer,
  * larger batches; below the bound a caller's item costs it no more than the rest of the current
  * turn. At most `maxWaiting` items wait; past that an item is refused at once (ResourceExhausted
- * with a retry hint) rather than queued without bound. `process` answers as KeyedBatchQueue's does.
+ * with a retry hint) rather than queued without bound. With `budget`, a batch also stops before the
+ * item that would pass `max` of their `weight` (one heavier than that goes alone). `process`
+ * answers as KeyedBatchQueue's does.
  */
 export class TickBatcher<T, R> {
   private waiting: Queued<T, R>[] = [];
@@ -146,6 +148,7 @@ export class TickBatcher<T, R> {
     private readonly maxBatch = 100,
     private readonly maxInFlight = Number.POSITIVE_INFINITY,
     private readonly maxWaiting = Number.POSITIVE_INFINITY,
+    private readonly budget?: { weight: (item: T) => number; max: number },
   ) {}
 
   run(item: T): Promise<R> {
@@ -168,13 +171,27 @@ export class TickBatcher<T, R> {
 
   private flush(): void {
     while (this.waiting.length > 0 && this.inFlight < this.maxInFlight) {
-      const batch = this.waiting.splice(0, this.maxBatch);
+      const batch = this.waiting.splice(0, this.batchLength());
       this.inFlight++;
       void settle(batch, this.process).finally(() => {
         this.inFlight--;
         this.flush();
       });
     }
+  }
+
+  /** How many of the waiting items the next batch takes (at least one). */
+  private batchLength(): number {
+    const n = Math.min(this.waiting.length, this.maxBatch);
+    if (this.budget === undefined) return n;
+    let weight = 0;
+    for (let i = 0; i < n; i++) {
+      const next = this.waiting[i];
+      if (next === undefined) return i;
+      weight += this.budget.weight(next.item);
+      if (weight > this.budget.max) return Math.max(i, 1);
+    }
+    return n;
   }
 }
 

@@ -25,6 +25,23 @@ describe("batching", () => {
     assert.deepEqual(batches.at(-1), [7], "a later turn is a batch of its own");
   });
 
+  it("TickBatcher: with a budget, a batch stops before the item that would pass it, and a heavier item goes alone", async () => {
+    const batches: number[][] = [];
+    const b = new TickBatcher<number, number>(
+      async (items) => {
+        batches.push(items);
+        return items;
+      },
+      100,
+      Number.POSITIVE_INFINITY,
+      Number.POSITIVE_INFINITY,
+      { weight: (n) => n, max: 10 },
+    );
+    // Three texts near the limit (AppendMany's case: each alone fits, two together do not), then small ones.
+    await Promise.all([6, 6, 6, 2, 2, 30, 1].map((n) => b.run(n)));
+    assert.deepEqual(batches, [[6], [6], [6, 2, 2], [30], [1]]);
+  });
+
   it("TickBatcher: batches do not wait for each other, and a failed batch fails only its items", async () => {
     let release: () => void = () => undefined;
     const b = new TickBatcher<number, number>(async (items) => {

@@ -9,6 +9,7 @@ import { busSettings, cassandraSettings, openConfiguredBus, openConfiguredCassan
 import { createLogger, type Logger } from "../../../packages/runtime/src/log.js";
 import { serve, type ServiceMain, type StoreMigrate } from "../../../packages/runtime/src/service.js";
 import { migrateSql } from "../../../packages/runtime/src/sql/migrate.js";
+import { MESSAGE_STORE_READ_MAX_BYTES } from "../../../packages/runtime/src/append-many.js";
 import { consumeMembershipChanges } from "./events/consume.js";
 import { createMessageStoreHandler, DEFAULT_INBOX_FANOUT_MAX_MEMBERS } from "./handler.js";
 import { routes, services } from "./routes.js";
@@ -92,7 +93,7 @@ export const main: ServiceMain = async (env: Env) => {
     services,
     routes: routes(handler),
     logger,
-    readMaxBytes: 1024 * 1024,
+    readMaxBytes: MESSAGE_STORE_READ_MAX_BYTES,
     closers: [() => store.close(), () => bus.close(), () => membershipChanges.stop()],
   });
   // Up once it knows which conversations it writes (until then an append is refused: retry).
