@@ -77,10 +77,14 @@ stop_pid() {
 JAVA_TIMER_SLACK_NS=${JAVA_TIMER_SLACK_NS:-1000000}
 
 # start_java NAME JAVA_ARGS...: a JVM in the background with JAVA_TIMER_SLACK_NS (set on the shell
-# that then becomes the JVM), its pid in var/infra/run/NAME.pid.
+# that then becomes the JVM), its pid in var/infra/run/NAME.pid. The shell writes the pid file
+# itself, once its command line names our var folder: written by this side with $!, the file could
+# name a process still between fork and exec, whose command line is this script's, and wait_for
+# took it for a server that had exited (a CI run failed so, with an empty Kafka log).
 start_java() {
-  local name=$1; shift
-  setsid nohup bash -c 'echo "$0" >/proc/self/timerslack_ns 2>/dev/null || true; exec java "$@"' "$JAVA_TIMER_SLACK_NS" "$@" \
+  local name=$1 file="$RUN/$1.pid"; shift
+  rm -f "$file"
+  setsid nohup bash -c 'echo "$0" >/proc/self/timerslack_ns 2>/dev/null || true
+    echo $$ >"$1.tmp" && mv "$1.tmp" "$1"; shift; exec java "$@"' "$JAVA_TIMER_SLACK_NS" "$file" "$@" \
     >>"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN/$name.pid"
 }
