@@ -4,7 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError, type Client } from "@connectrpc/connect";
 import type { AppendResponse, MessageStoreService, TracedAppendSchema } from "../../../gen/chat/messagestore/v1/messagestore_pb.js";
 import { retryLater } from "./errors.js";
-import { TickBatcher } from "./serial.js";
+import { TickBatcher, wireBytesAtMost } from "./serial.js";
 
 export type TracedAppendInit = MessageInitShape<typeof TracedAppendSchema>;
 
@@ -27,8 +27,8 @@ export const MESSAGE_STORE_READ_MAX_BYTES = 1024 * 1024;
  * alone or with small ones).
  */
 const MAX_CALL_BYTES = (MESSAGE_STORE_READ_MAX_BYTES * 3) / 4;
-/** An append's size, at most: a text's UTF-16 units at 3 bytes each of UTF-8, plus its ids and headers. */
-const appendBytes = (a: TracedAppendInit): number => (a.append?.content?.case === "text" ? a.append.content.value.length * 3 : 0) + 1024;
+/** An append's size, at most. */
+const appendBytes = (a: TracedAppendInit): number => wireBytesAtMost(a.append?.content?.case === "text" ? a.append.content.value : undefined);
 
 /**
  * The appends that arrive in one turn of the event loop go in one AppendMany call (up to

@@ -14,6 +14,8 @@ import { DeliverRequestSchema, DeliverySchema, EdgeService, SessionSetSchema, Us
 import { TtlCache } from "./cache.js";
 import { peerClient } from "./clients.js";
 import type { Logger } from "./log.js";
+import { wireBytesAtMost } from "./serial.js";
+import { DEFAULT_READ_MAX_BYTES } from "./server.js";
 
 /** One event for some sessions of one edge. */
 export interface EdgeDelivery {
@@ -47,32 +49,47 @@ export interface EdgeOutcome {
  */
 export const EDGE_LIST_MAX_AGE_MS = 1_000;
 
-/** At most this many session ids and deliveries in one EdgeService.Deliver request (it stays well under 4 MB). */
+/** At most this many session ids and deliveries in one EdgeService.Deliver request. */
 export const MAX_DELIVER_ENTRIES = 20_000;
+/**
+ * Bytes of events one Deliver request carries at most, as `wireBytesAtMost` counts them: half the
+ * edge's read limit (its internal server's default), leaving room for the session and user ids
+ * (MAX_DELIVER_ENTRIES of them, some 40 bytes each). Without it, fourteen texts at the size limit
+ * for one edge in one batch made a request the edge refused (ResourceExhausted).
+ */
+export const MAX_DELIVER_BYTES = DEFAULT_READ_MAX_BYTES / 2;
+
+/** An event's size on the wire, at most (a message's text is the only large part any event has). */
+const eventBytes = (event: Event): number =>
+  wireBytesAtMost(event.kind.case === "message" && event.kind.value.message?.content.case === "text" ? event.kind.value.message.content.value : undefined);
 
 /**
  * Deliveries to one edge as Deliver requests, in order: deliveries with the same sessions (a
  * conversation's messages) share one session set, and a request holds at most `maxEntries`
- * session ids and deliveries.
+ * session ids and deliveries and at most `maxBytes` of events (one larger goes alone).
  */
-export function deliverRequests(deliveries: EdgeDelivery[], maxEntries = MAX_DELIVER_ENTRIES): DeliverRequest[] {
+export function deliverRequests(deliveries: EdgeDelivery[], maxEntries = MAX_DELIVER_ENTRIES, maxBytes = MAX_DELIVER_BYTES): DeliverRequest[] {
   const out: DeliverRequest[] = [];
   let current = create(DeliverRequestSchema);
   let sessionSets = new Map<string, number>();
   let userSets = new Map<string, number>();
   let entries = 0;
+  let bytes = 0;
   for (const d of deliveries) {
     const byUser = d.userIds !== undefined;
     const ids = d.userIds ?? d.sessionIds;
     const key = ids.join("\n");
     const cost = 1 + ((byUser ? userSets : sessionSets).has(key) ? 0 : ids.length);
-    if (entries > 0 && entries + cost > maxEntries) {
+    const weight = eventBytes(d.event);
+    if (entries > 0 && (entries + cost > maxEntries || bytes + weight > maxBytes)) {
       out.push(current);
       current = create(DeliverRequestSchema);
       sessionSets = new Map();
       userSets = new Map();
       entries = 0;
+      bytes = 0;
     }
+    bytes += weight;
     const sets = byUser ? userSets : sessionSets;
     let index = sets.get(key);
     if (index === undefined) {

@@ -339,6 +339,7 @@ export class UnaryGrpcRoutes {
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      let ended = false;
       const onData = (chunk: Buffer) => {
         size += chunk.length;
         if (size <= limit) {
@@ -349,10 +350,16 @@ export class UnaryGrpcRoutes {
         reject(new ConnectError(`message size is larger than configured readMaxBytes ${this.readMaxBytes}`, Code.ResourceExhausted));
       };
       req.on("data", onData);
-      req.once("end", () => resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks)));
+      req.once("end", () => {
+        ended = true;
+        resolve(chunks.length === 1 && chunks[0] !== undefined ? chunks[0] : Buffer.concat(chunks));
+      });
       req.once("error", (err) => reject(fromNodeError(err)));
-      // Reset by the client before its body ended (after the end, this changes nothing).
-      req.once("close", () => reject(new ConnectError("the client hung up", Code.Canceled)));
+      // Reset by the client before its body ended. Every call closes; an error (with its stack)
+      // is made only for one that closed first, not for each call that ended normally.
+      req.once("close", () => {
+        if (!ended) reject(new ConnectError("the client hung up", Code.Canceled));
+      });
     });
   }
 }

@@ -129,6 +129,14 @@ export class KeyedBatchQueue<T, R> {
 }
 
 /**
+ * What an item that carries `text` weighs on the wire, at most, for a byte budget: the text's
+ * UTF-16 units at 3 bytes each of UTF-8, plus 1 KiB for its ids, timestamps and headers.
+ */
+export function wireBytesAtMost(text: string | undefined): number {
+  return (text?.length ?? 0) * 3 + 1024;
+}
+
+/**
  * Gathers the items that arrive in one turn of the event loop into batches of at most `maxBatch`.
  * With `maxInFlight` (default: no bound), at most that many batches run at once: items that arrive
  * while the bound is reached wait and go together in the next batch, so a busy caller sends fewer,

@@ -17,6 +17,9 @@ import { serverTelemetryInterceptor } from "./telemetry/connect.js";
 import { initTelemetry } from "./telemetry/index.js";
 import { validationInterceptor } from "./validation.js";
 
+/** The largest request a service's gRPC server reads unless told otherwise (`readMaxBytes`). */
+export const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
+
 export interface ServerOptions {
   /** The service name, for logs. */
   name: string;
@@ -28,7 +31,7 @@ export interface ServerOptions {
   /** The services `routes` registers: listed by reflection and health. */
   services: DescService[];
   logger: Logger;
-  /** Largest request message accepted, in bytes. */
+  /** Largest request message accepted, in bytes (default DEFAULT_READ_MAX_BYTES). */
   readMaxBytes?: number;
   /** Handles HTTP/1.1 upgrade requests (WebSocket on the edge). */
   onUpgrade?: (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -80,7 +83,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const health = new HealthRegistry(opts.services.map((s) => s.typeName));
   const interceptors: Interceptor[] = [serverTelemetryInterceptor(), logUnexpected(opts.logger), ...(opts.interceptors ?? []), validationInterceptor];
-  const readMaxBytes = opts.readMaxBytes ?? 4 * 1024 * 1024;
+  const readMaxBytes = opts.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   // Unary gRPC calls (every call between services) are answered by `unary`; connect's adapter
   // takes the rest (see grpc-unary.ts).
   const unary = new UnaryGrpcRoutes(interceptors, readMaxBytes);

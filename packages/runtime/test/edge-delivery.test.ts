@@ -2,16 +2,16 @@
 // does not answer is skipped (at once, the next time) without holding the others' deliveries; gone
 // sessions are dropped from the registry. Real gRPC servers on port 0 as the edges; the connection
 // service is a small in-memory stand-in (the real one is in the mesh tests).
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient, createRouterTransport } from "@connectrpc/connect";
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { EventSchema } from "../../../gen/chat/api/v1/events_pb.js";
 import { ConnectionService, EdgeSchema, SessionSchema, type Session } from "../../../gen/chat/connection/v1/connection_pb.js";
-import { EdgeService, type DeliverRequest } from "../../../gen/chat/edge/v1/edge_pb.js";
-import { deliverRequests, EdgeDeliverer } from "../src/edge-delivery.js";
+import { DeliverRequestSchema, EdgeService, type DeliverRequest } from "../../../gen/chat/edge/v1/edge_pb.js";
+import { deliverRequests, EdgeDeliverer, MAX_DELIVER_ENTRIES } from "../src/edge-delivery.js";
 import { createLogger } from "../src/log.js";
-import { startServer, type RunningServer } from "../src/server.js";
+import { DEFAULT_READ_MAX_BYTES, startServer, type RunningServer } from "../src/server.js";
 
 const event = (n: number) => create(EventSchema, { kind: { case: "receipt", value: { conversationId: `c${n}` } } });
 const logger = createLogger("test");
@@ -29,6 +29,21 @@ describe("edge delivery", () => {
     assert.ok(split.every((r) => r.sessionSets.reduce((n, set) => n + set.sessionIds.length, 0) + r.deliveries.length <= 550));
     const order = split.flatMap((r) => r.deliveries.map((d) => (d.event?.kind.case === "receipt" ? d.event.kind.value.conversationId : "")));
     assert.deepEqual(order, deliveries.map((_, i) => `c${i}`));
+  });
+
+  it("keeps a request's bytes under the edge's read limit: texts at the size limit go several requests", () => {
+    const text = "€".repeat(100_000); // 300,000 bytes of UTF-8
+    const message = (n: number) => create(EventSchema, { kind: { case: "message", value: { message: { conversationId: `c${n}`, seq: BigInt(n), content: { case: "text", value: text } } } } });
+    const deliveries = Array.from({ length: 20 }, (_, i) => ({ sessionIds: ["s1", "s2"], event: message(i) }));
+    const size = (r: DeliverRequest) => toBinary(DeliverRequestSchema, r).length;
+    const unbounded = deliverRequests(deliveries, MAX_DELIVER_ENTRIES, Number.POSITIVE_INFINITY);
+    assert.equal(unbounded.length, 1);
+    assert.ok(size(unbounded[0]!) > DEFAULT_READ_MAX_BYTES, "without the byte bound the edge would refuse the request");
+    const split = deliverRequests(deliveries);
+    assert.ok(split.length > 1);
+    assert.ok(split.every((r) => size(r) <= DEFAULT_READ_MAX_BYTES), `sizes ${split.map(size).join(", ")}`);
+    const order = split.flatMap((r) => r.deliveries.map((d) => (d.event?.kind.case === "message" ? d.event.kind.value.message?.seq : undefined)));
+    assert.deepEqual(order, deliveries.map((_, i) => BigInt(i)));
   });
 
   it("names a shared user list once per request, apart from session lists, with the sender's device to skip", () => {
