@@ -67,7 +67,7 @@ up_cassandra() {
   fill "$INFRA_DIR/cassandra/cassandra.yaml.in" "$conf" "$dir"
   mapfile -t jvm < <(grep -v '^\s*#' "$INFRA_DIR/cassandra/jvm17.options" | grep -v '^\s*$')
   : >"$LOGS/cassandra.log"
-  start_java cassandra -Xms1g -Xmx1g -Xmn256m "${jvm[@]}" \
+  start_java cassandra -Xms1g -Xmx1g "${jvm[@]}" \
     "-javaagent:$(ls "$JARS"/cassandra/jamm-*.jar | head -1)" \
     -Dcassandra-foreground=yes "-Dcassandra.config=file://$conf" "-Dcassandra.storagedir=$dir" \
     "-Dcassandra.logdir=$LOGS" "-Dlogback.configurationFile=$INFRA_DIR/cassandra/logback.xml" \
