@@ -3,7 +3,8 @@
 // conversations, sends at a fixed offered rate, and reports sent / acknowledged / delivered,
 // end-to-end latency (sender's send -> recipient's frame) as an HDR histogram, split at the
 // message's server_time (send -> stored, stored -> delivered), CPU and memory of every process, a
-// progress line each second, a JSON result and an SVG chart under var/bench/.
+// progress line each second, a JSON result and an SVG chart under var/bench/ (with --timeline, a
+// CSV of every measured message: when it was sent and how long it took).
 // Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--scenario group` runs
 // the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a reconnect
 // storm (bench/idle.ts), `--scenario floor` what Kafka and Cassandra alone cost per message, with no
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     storm: { type: "string", default: "10000" },
     idle: { type: "string", default: "30" },
     "connect-rate": { type: "string", default: "300" },
+    timeline: { type: "boolean", default: false },
   },
 });
 const CLIENTS = Number(args.clients ?? (args.scenario === "idle" ? 100_000 : 2000));
@@ -108,7 +110,14 @@ async function openClients(url: string): Promise<{ sockets: ChatSocket[]; onDeli
   return { sockets, onDelivery: (fn) => (deliver = fn) };
 }
 
-async function runAt(rate: number, durationS: number, warmupS: number, sockets: ChatSocket[], conversations: string[], setDelivery: (fn: Delivery) => void, pids: Record<string, number>, tag: string): Promise<RunResult> {
+/**
+ * One measured message of the main run: when it was sent (epoch ms), its end-to-end latency and its
+ * send -> stored part (ms; NaN without server_time). `--timeline` writes them as CSV, to line the
+ * slow ones up with other processes' logs (garbage collection pauses, say) by the clock.
+ */
+type TimelineRow = [sentAtMs: number, latencyMs: number, sendToStoredMs: number];
+
+async function runAt(rate: number, durationS: number, warmupS: number, sockets: ChatSocket[], conversations: string[], setDelivery: (fn: Delivery) => void, pids: Record<string, number>, tag: string, timeline?: TimelineRow[]): Promise<RunResult> {
   const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const acks = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
   const toStored = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
@@ -127,9 +136,10 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
     delivered++;
     if (t < measuredFrom) return;
     histogram.recordValue(Math.max(1, Math.round((at - t) * 1000)));
-    if (Number.isNaN(serverTimeMs)) return;
     // server_time on the timeline of performance.now() (the processes share the machine's clock).
     const stored = serverTimeMs - performance.timeOrigin;
+    timeline?.push([Math.round((performance.timeOrigin + t) * 10) / 10, Math.round((at - t) * 10) / 10, Math.round((stored - t) * 10) / 10]);
+    if (Number.isNaN(serverTimeMs)) return;
     toStored.recordValue(Math.max(1, Math.round((stored - t) * 1000)));
     fromStored.recordValue(Math.max(1, Math.round((at - stored) * 1000)));
   });
@@ -280,13 +290,15 @@ async function main(): Promise<void> {
       log(`sweep ${rate}/s: delivered ${r.deliveryRate}/s p50 ${r.latencyMs.p50} ms p99 ${r.latencyMs.p99} ms, ${r.cpuMsPerMessage} ms cpu/message, ${machineNote(r.machineCpu)}`);
       if (r.latencyMs.p99 > P99_BOUND_MS) break;
     }
-    const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`);
+    const timeline: TimelineRow[] | undefined = args.timeline ? [] : undefined;
+    const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`, timeline);
     const passing = sweep.filter((r) => r.latencyMs.p99 <= P99_BOUND_MS && r.delivered >= r.sent * 0.999);
     const best = passing.reduce((m, r) => Math.max(m, r.deliveryRate), 0);
     const result = { mode, machine, clients: sockets.length, command: `make bench ${process.argv.slice(2).join(" ")}`.trim(), at: new Date().toISOString(), prime, main: main_, sweep, highestRateWithP99Under200ms: best };
     mkdirSync("var/bench", { recursive: true });
     const base = `var/bench/${mode}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     writeFileSync(`${base}.json`, JSON.stringify(result, null, 2));
+    if (timeline !== undefined) writeFileSync(`${base}.timeline.csv`, ["sent_at_ms,latency_ms,send_to_stored_ms", ...timeline.map((r) => r.join(","))].join("\n") + "\n");
     const series: Series[] = [{ label: `${main_.offeredRate}/s, ${sockets.length} clients`, points: main_.chart }, ...sweep.map((r) => ({ label: `${r.offeredRate}/s`, points: r.chart }))];
     writeFileSync(`${base}.svg`, latencyChart(`end-to-end latency, ${mode} mode, ${machine}`, series));
     log(`\nresult (${mode}, ${sockets.length} clients, ${machine})`);
@@ -299,7 +311,7 @@ async function main(): Promise<void> {
     log(`  mesh and infrastructure: ${main_.cpuMsPerMessage} ms cpu/message (the load generator left out)`);
     log(`  ${machineNote(main_.machineCpu)}`);
     log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
-    log(`  wrote ${base}.json and ${base}.svg`);
+    log(`  wrote ${base}.json and ${base}.svg${timeline === undefined ? "" : ` and ${base}.timeline.csv`}`);
     await Promise.all(sockets.map((s) => s.close()));
   } finally {
     await stopCluster(mesh);
