@@ -22,6 +22,7 @@ const RUNTIME: ServedMetric[] = [
   { name: "nodejs_heap_total_bytes", positive: true },
   { name: "nodejs_eventloop_delay_p99_seconds", positive: false },
   { name: "nodejs_eventloop_delay_mean_seconds", positive: false },
+  { name: "nodejs_gc_duration_seconds_count", labels: { kind: /^(minor|major|incremental|weakcb)$/ }, positive: true },
 ];
 
 const lag = (group: RegExp, topic: string): ServedMetric => ({ name: "chat_bus_consumer_lag", labels: { consumer_group: group, topic: busName(topic), partition: /^\d+$/ }, positive: false });

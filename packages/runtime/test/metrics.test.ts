@@ -103,4 +103,18 @@ describe("process metrics on /metrics", () => {
     assert.ok(p99 > 0 && p99 < 5, `p99 ${p99} s`);
     assert.ok(mean > 0 && mean <= p99 * 1.01, `mean ${mean} s, p99 ${p99} s`);
   });
+
+  it("serves each garbage collection's pause by kind", async () => {
+    const minorCount = async () => samples(await scrape(), "nodejs_gc_duration_seconds_count").find((s) => s.labels["kind"] === "minor")?.value ?? 0;
+    const before = await minorCount();
+    // Short-lived garbage, far more than a young generation holds: scavenges must run.
+    let keep = 0;
+    for (let i = 0; i < 2_000_000; i++) keep += { i, s: `x${i}` }.s.length;
+    assert.ok(keep > 0);
+    await sleep(50); // gc entries reach observers asynchronously
+    const after = await minorCount();
+    assert.ok(after > before, `minor collections counted: ${before} -> ${after}`);
+    const sum = samples(await scrape(), "nodejs_gc_duration_seconds_sum").find((s) => s.labels["kind"] === "minor")?.value ?? 0;
+    assert.ok(sum > 0 && sum < after, `pause seconds in all ${sum} for ${after} collections`);
+  });
 });

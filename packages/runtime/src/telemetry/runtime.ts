@@ -5,6 +5,8 @@
 //   nodejs_heap_total_bytes              V8 heap reserved (total_heap_size)
 //   nodejs_eventloop_delay_p99_seconds   event-loop delay since the previous scrape, 99th percentile
 //   nodejs_eventloop_delay_mean_seconds  the same, mean
+//   nodejs_gc_duration_seconds           each garbage collection's pause (histogram, by `kind`:
+//                                        minor, major, incremental, weakcb), from perf_hooks' gc entries
 //
 // The delay comes from perf_hooks.monitorEventLoopDelay (a timer every RESOLUTION_MS, how late it
 // fired); the histogram is reset at each collection, so each scrape sees the interval since the
@@ -12,16 +14,38 @@
 // landed in between, the previous values are repeated. The instrument names carry the unit so the
 // Prometheus names do (the exporter appends none).
 import type { Meter } from "@opentelemetry/api";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { constants, monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 
 /** Sampling period of the event-loop delay monitor, in ms (Node's default). */
 const RESOLUTION_MS = 10;
 
-/** Registers the runtime gauges on `meter`; the returned function stops the delay monitor. */
+/** Buckets of the collection pause histogram, seconds: a scavenge takes about a millisecond, a slow one tens. */
+const GC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
+
+const GC_KINDS = new Map<number, string>([
+  [constants.NODE_PERFORMANCE_GC_MINOR, "minor"],
+  [constants.NODE_PERFORMANCE_GC_MAJOR, "major"],
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL, "incremental"],
+  [constants.NODE_PERFORMANCE_GC_WEAKCB, "weakcb"],
+]);
+
+/** A gc entry's kind (its `detail.kind`, which the entry's type does not declare). */
+const gcKind = (entry: PerformanceEntry): string => GC_KINDS.get((entry as { detail?: { kind?: number } }).detail?.kind ?? -1) ?? "other";
+
+/** Registers the runtime instruments on `meter`; the returned function stops the delay monitor and the GC observer. */
 export function registerRuntimeMetrics(meter: Meter): () => void {
   const delay = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   delay.enable();
+  const gcDuration = meter.createHistogram("nodejs.gc.duration.seconds", {
+    unit: "s",
+    description: "Pause of each garbage collection, by kind (minor: scavenge; major: mark-compact)",
+    advice: { explicitBucketBoundaries: GC_BUCKETS },
+  });
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcDuration.record(entry.duration / 1000, { kind: gcKind(entry) });
+  });
+  gc.observe({ entryTypes: ["gc"] });
   const rss = meter.createObservableGauge("process.resident_memory.bytes", { unit: "By", description: "Resident set size of the process" });
   const heapUsed = meter.createObservableGauge("nodejs.heap.used.bytes", { unit: "By", description: "V8 heap in use (v8.getHeapStatistics().used_heap_size)" });
   const heapTotal = meter.createObservableGauge("nodejs.heap.total.bytes", { unit: "By", description: "V8 heap reserved (v8.getHeapStatistics().total_heap_size)" });
@@ -47,5 +71,8 @@ export function registerRuntimeMetrics(meter: Meter): () => void {
     },
     [rss, heapUsed, heapTotal, delayP99, delayMean],
   );
-  return () => delay.disable();
+  return () => {
+    delay.disable();
+    gc.disconnect();
+  };
 }
