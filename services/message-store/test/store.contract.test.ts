@@ -399,7 +399,7 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     await a.leases.close();
   });
 
-  it("a message stored without its idempotency row (its writes cut short, then its writer gone) is that message to a retry at the next writer, not a new one", async () => {
+  it("a message stored without its idempotency row (its writes cut short, then its writer gone; a row naming no batch, as before batch_first_seq) is that message to a retry at the next writer, not a new one", async () => {
     const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.12:9102");
     const b = await replica(`b-${randomBytes(3).toString("hex")}`, "10.0.0.13:9102");
     await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
@@ -421,6 +421,34 @@ describe("cassandra seq leases: one replica writes each conversation", () => {
     assert.equal((await b.store.findStored(c, "alice", "m2"))?.messageId, m2.messageId, "its idempotency row is written again");
     assert.equal(Number((await b.store.append(text(c, "bob", "m3"))).message.seq), 3);
     assert.deepEqual((await b.store.range(c, 1, 10)).map((m) => m.clientMsgId), ["m1", "m2", "m3"]);
+    await b.leases.close();
+  });
+
+  it("a new writer writes again only the idempotency rows of the last part of the last batch (what a cut-short write can have left out), not the last 100 messages'", async () => {
+    let idempotencyWrites = 0;
+    const counting = async (query: string) => {
+      idempotencyWrites += query.split("\n").filter((q) => q.includes("INSERT INTO message_idempotency")).length;
+    };
+    const a = await replica(`a-${randomBytes(3).toString("hex")}`, "10.0.0.14:9102");
+    const b = await replica(`b-${randomBytes(3).toString("hex")}`, "10.0.0.15:9102", counting);
+    await until(() => Array.from({ length: SHARDS * 20 }, (_, i) => `probe-${i}`).some((id) => a.store.writer(id).kind === "self"), timing.leaseMs + 2 * timing.marginMs + 2000);
+    const c = await someConversation((id) => a.store.writer(id).kind === "self");
+    const batch = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, k) => text(c, "alice", `m${from + k}`));
+    // Batches of 8, 1 and 103 messages: seqs 1-8, 9 and 10-112, the last written in two parts
+    // (100 at most at once): 10-109, then 110-112.
+    await a.store.appendBatch(batch(1, 8));
+    await a.store.appendBatch(batch(9, 9));
+    await a.store.appendBatch(batch(10, 112));
+    // The last part's writes cut short: m111's message row landed, its idempotency row did not.
+    await session.client.execute("DELETE FROM message_idempotency WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?", [c, "alice", "m111"], { prepare: true });
+    await a.leases.close();
+    await until(() => b.store.writer(c).kind === "self", 2 * timing.renewEveryMs + 1000);
+    const retried = await b.store.appendBatch(batch(111, 111), { checked: true });
+    assert.deepEqual(retried.map((r) => [Number(r.message.seq), r.created]), [[111, false]], "the retry is the stored message");
+    assert.equal(idempotencyWrites, 3, "the rows of seqs 110-112 only");
+    assert.equal((await b.store.findStored(c, "alice", "m111"))?.clientMsgId, "m111");
+    assert.equal((await b.store.findStored(c, "alice", "m50"))?.clientMsgId, "m50", "an earlier part's rows were stored whole");
+    assert.equal(Number((await b.store.append(text(c, "bob", "m113"))).message.seq), 113);
     await b.leases.close();
   });
 

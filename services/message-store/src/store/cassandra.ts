@@ -7,10 +7,12 @@
 // each message, verified against the message on a retry. Both rows of a batch are written at once
 // (one round trip, not two); a crash or a failure can leave either without the other. An
 // idempotency row without its message is stale and ignored; a message without its idempotency row
-// can only be among the last REPAIR_TAIL seqs (a conversation's next batch starts once the last one
-// is stored whole), so whoever reads the counter again (a new tenure, or after a failed write)
-// first writes the idempotency rows of those messages again and answers a retry of one of them
-// with it: neither lost nor stored twice.
+// can only be in the conversation's last batch (its next batch starts once the last one is stored
+// whole; a batch is written REPAIR_TAIL messages at a time, each part a batch here), and each
+// message row names its batch's first seq (`batch_first_seq`), so whoever reads the counter again
+// (a new tenure, or after a failed write) first writes the idempotency rows of the last batch's
+// messages again (of the last REPAIR_TAIL messages for rows from before that column) and answers
+// a retry of one of them with it: neither lost nor stored twice.
 // A client's first attempt (it says so) received lately is not looked up when this replica knows
 // every message it could have been stored as (see `trusts`): one read per message less.
 // Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
@@ -31,11 +33,11 @@ import type { AppendOptions, AppendResult, MessageStore, NewMessage, Writer } fr
 
 const COLUMNS = "conversation_id, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content";
 const Q = {
-  insert: `INSERT INTO messages (conversation_id, bucket, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insert: `INSERT INTO messages (conversation_id, bucket, seq, message_id, client_msg_id, sender_id, sender_device_id, server_time, content, batch_first_seq)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   one: `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq = ?`,
   range: `SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? AND bucket = ? AND seq >= ? AND seq <= ?`,
-  last: "SELECT seq FROM messages WHERE conversation_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1",
+  last: "SELECT seq, batch_first_seq FROM messages WHERE conversation_id = ? AND bucket = ? ORDER BY seq DESC LIMIT 1",
   headGet: "SELECT last_seq FROM message_heads WHERE conversation_id = ?",
   headSet: "UPDATE message_heads SET last_seq = ? WHERE conversation_id = ?",
   idemGet: "SELECT seq, message_id FROM message_idempotency WHERE conversation_id = ? AND sender_id = ? AND client_msg_id = ?",
@@ -89,7 +91,8 @@ const RECENT_MS = 60_000;
 const MAX_RECENT = 100_000;
 /**
  * Messages written at once at most, per conversation: the most that can be stored without their
- * idempotency rows when a write is cut short, so the tail read again with the counter.
+ * idempotency rows when a write is cut short (a batch of them names its first seq in each row, so
+ * only it is read again with the counter; the last REPAIR_TAIL for rows that name none).
  */
 const REPAIR_TAIL = 100;
 /** How far the clocks of edges and message-store replicas may be apart (NTP; the leases assume a second). */
@@ -226,19 +229,30 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     return writes.run("", check === undefined ? { query, params, bytes } : { query, params, bytes, check });
   };
 
-  async function probeLastSeq(conversationId: string): Promise<number> {
+  /**
+   * The conversation's highest stored seq, and the first seq of the batch its message was written
+   * in (`last - REPAIR_TAIL + 1` at most far back, and so for a row that names none).
+   */
+  async function probeLast(conversationId: string): Promise<{ last: number; batchFirst: number }> {
     const head = await client.execute(Q.headGet, [conversationId], OPTS);
     let last = num(head.first()?.["last_seq"]);
+    let named: unknown = null;
     // Seqs are gap-free: walk forward from the hint's bucket to the highest stored seq.
     for (let b = bucket(Math.max(last, 1)); ; b++) {
       const r = await client.execute(Q.last, [conversationId, b], OPTS);
       const row = r.first();
       if (row === null) break;
-      last = Math.max(last, num(row["seq"]));
+      const seq = num(row["seq"]);
+      if (seq >= last) {
+        last = seq;
+        named = row["batch_first_seq"];
+      }
       if (last < (b + 1) * size) break;
     }
-    return last;
+    const farthest = Math.max(1, last - REPAIR_TAIL + 1);
+    return { last, batchFirst: named === null || named === undefined ? farthest : Math.min(last, Math.max(farthest, num(named))) };
   }
+  const probeLastSeq = async (conversationId: string): Promise<number> => (await probeLast(conversationId)).last;
 
   async function range(conversationId: string, lo: number, hi: number): Promise<Message[]> {
     const out: Message[] = [];
@@ -250,11 +264,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   }
 
   /**
-   * The conversation's last REPAIR_TAIL messages up to `last`, their idempotency rows written again
-   * (the ones a cut-short write left out), by sender and client_msg_id.
+   * The conversation's messages from `from` to `last` (its last batch, see probeLast), their
+   * idempotency rows written again (the ones a cut-short write left out), by sender and client_msg_id.
    */
-  async function repairTail(conversationId: string, last: number, stillHeld: () => void): Promise<Map<string, Message>> {
-    const tail = last === 0 ? [] : await range(conversationId, Math.max(1, last - REPAIR_TAIL + 1), last);
+  async function repairTail(conversationId: string, from: number, last: number, stillHeld: () => void): Promise<Map<string, Message>> {
+    const tail = last === 0 ? [] : await range(conversationId, from, last);
     await allSettled(tail.map((m) => write(Q.idemSet, [conversationId, m.senderId, m.clientMsgId, Long.fromNumber(Number(m.seq)), m.messageId], stillHeld)));
     return new Map(tail.map((m) => [senderKey(m), m]));
   }
@@ -318,10 +332,10 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       if (tenure === undefined) throw notWriter(conversationId);
       settled(conversationId);
       const since = Date.now();
-      const last = await probeLastSeq(conversationId);
-      // A message of this batch may be in the tail without its idempotency row (a write cut short):
-      // it is that message, not a new one.
-      const tail = await repairTail(conversationId, last, stillHeld);
+      const { last, batchFirst } = await probeLast(conversationId);
+      // A message of this batch may be in the last one stored without its idempotency row (a write
+      // cut short): it is that message, not a new one.
+      const tail = await repairTail(conversationId, batchFirst, last, stillHeld);
       for (let k = fresh.length - 1; k >= 0; k--) {
         const i = fresh[k] ?? 0;
         const m = ms[i];
@@ -335,10 +349,11 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
     }
     if (fresh.length > 0 && known !== undefined) {
       const { seq: base } = known;
-      const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k }));
+      // Written REPAIR_TAIL at a time (below): each message row names the first seq of its part.
+      const claims = fresh.map((i, k) => ({ i, m: ms[i], seq: base + 1 + k, partFirst: base + 1 + k - (k % REPAIR_TAIL) }));
       const rows = claims.map((c) => ({
         idem: [conversationId, c.m.senderId, c.m.clientMsgId, Long.fromNumber(c.seq), c.m.messageId],
-        message: [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content))],
+        message: [conversationId, bucket(c.seq), Long.fromNumber(c.seq), c.m.messageId, c.m.clientMsgId, c.m.senderId, c.m.senderDeviceId, c.m.serverTime, Buffer.from(encodeContent(c.m.content)), Long.fromNumber(c.partFirst)],
       }));
       for (let attempt = 1; ; attempt++) {
         try {

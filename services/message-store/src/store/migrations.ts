@@ -119,3 +119,12 @@ cqlMigrations.push({
     )`,
   ],
 });
+
+cqlMigrations.push({
+  id: "005_message_batch_first",
+  cql: [
+    // Each message row names the first seq of the batch it was written in (store/cassandra.ts):
+    // after a new tenure only that batch's idempotency rows are written again.
+    "ALTER TABLE messages ADD IF NOT EXISTS batch_first_seq bigint",
+  ],
+});
