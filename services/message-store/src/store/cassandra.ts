@@ -7,12 +7,13 @@
 // each message, verified against the message on a retry. Both rows of a batch are written at once
 // (one round trip, not two); a crash or a failure can leave either without the other. An
 // idempotency row without its message is stale and ignored; a message without its idempotency row
-// can only be in the conversation's last batch (its next batch starts once the last one is stored
-// whole; a batch is written REPAIR_TAIL messages at a time, each part a batch here), and each
-// message row names its batch's first seq (`batch_first_seq`), so whoever reads the counter again
-// (a new tenure, or after a failed write) first writes the idempotency rows of the last batch's
-// messages again (of the last REPAIR_TAIL messages for rows from before that column) and answers
-// a retry of one of them with it: neither lost nor stored twice.
+// can only be in the part of the conversation's last batch written last (its next batch starts once
+// the last one is stored whole, and a batch is written REPAIR_TAIL messages at a time, each part
+// once the one before it is stored), and each message row names the first seq of its part
+// (`batch_first_seq`), so whoever reads the counter again (a new tenure, or after a failed write)
+// first writes the idempotency rows of that part's messages again (of the last REPAIR_TAIL
+// messages for rows from before that column) and answers a retry of one of them with it: neither
+// lost nor stored twice.
 // A client's first attempt (it says so) received lately is not looked up when this replica knows
 // every message it could have been stored as (see `trusts`): one read per message less.
 // Writes go out in unlogged batches (see `write`): Cassandra's cost here is mostly per request,
@@ -91,8 +92,8 @@ const RECENT_MS = 60_000;
 const MAX_RECENT = 100_000;
 /**
  * Messages written at once at most, per conversation: the most that can be stored without their
- * idempotency rows when a write is cut short (a batch of them names its first seq in each row, so
- * only it is read again with the counter; the last REPAIR_TAIL for rows that name none).
+ * idempotency rows when a write is cut short (each row of such a part names its first seq, so only
+ * that part is read again with the counter; the last REPAIR_TAIL for rows that name none).
  */
 const REPAIR_TAIL = 100;
 /** How far the clocks of edges and message-store replicas may be apart (NTP; the leases assume a second). */
@@ -230,10 +231,10 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   };
 
   /**
-   * The conversation's highest stored seq, and the first seq of the batch its message was written
-   * in (`last - REPAIR_TAIL + 1` at most far back, and so for a row that names none).
+   * The conversation's highest stored seq, and the first seq of the part of a batch its message was
+   * written in (`last - REPAIR_TAIL + 1` at most far back, and that for a row that names none).
    */
-  async function probeLast(conversationId: string): Promise<{ last: number; batchFirst: number }> {
+  async function probeLast(conversationId: string): Promise<{ last: number; partFirst: number }> {
     const head = await client.execute(Q.headGet, [conversationId], OPTS);
     let last = num(head.first()?.["last_seq"]);
     let named: unknown = null;
@@ -250,7 +251,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       if (last < (b + 1) * size) break;
     }
     const farthest = Math.max(1, last - REPAIR_TAIL + 1);
-    return { last, batchFirst: named === null || named === undefined ? farthest : Math.min(last, Math.max(farthest, num(named))) };
+    return { last, partFirst: named === null || named === undefined ? farthest : Math.min(last, Math.max(farthest, num(named))) };
   }
   const probeLastSeq = async (conversationId: string): Promise<number> => (await probeLast(conversationId)).last;
 
@@ -264,7 +265,7 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
   }
 
   /**
-   * The conversation's messages from `from` to `last` (its last batch, see probeLast), their
+   * The conversation's messages from `from` to `last` (the last part written, see probeLast), their
    * idempotency rows written again (the ones a cut-short write left out), by sender and client_msg_id.
    */
   async function repairTail(conversationId: string, from: number, last: number, stillHeld: () => void): Promise<Map<string, Message>> {
@@ -332,10 +333,10 @@ export function createCassandraMessageStore(client: Client, opts: CassandraStore
       if (tenure === undefined) throw notWriter(conversationId);
       settled(conversationId);
       const since = Date.now();
-      const { last, batchFirst } = await probeLast(conversationId);
-      // A message of this batch may be in the last one stored without its idempotency row (a write
-      // cut short): it is that message, not a new one.
-      const tail = await repairTail(conversationId, batchFirst, last, stillHeld);
+      const { last, partFirst } = await probeLast(conversationId);
+      // A message of this batch may be in the last part stored without its idempotency row (a
+      // write cut short): it is that message, not a new one.
+      const tail = await repairTail(conversationId, partFirst, last, stillHeld);
       for (let k = fresh.length - 1; k >= 0; k--) {
         const i = fresh[k] ?? 0;
         const m = ms[i];
