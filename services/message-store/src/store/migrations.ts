@@ -123,8 +123,9 @@ cqlMigrations.push({
 cqlMigrations.push({
   id: "005_message_batch_first",
   cql: [
-    // Each message row names the first seq of the batch it was written in (store/cassandra.ts):
-    // after a new tenure only that batch's idempotency rows are written again.
+    // Each message row names the first seq of the part of its batch it was written in (at most
+    // 100 messages at once, store/cassandra.ts): after a new tenure only the idempotency rows of
+    // the part written last are written again.
     "ALTER TABLE messages ADD IF NOT EXISTS batch_first_seq bigint",
   ],
 });
