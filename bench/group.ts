@@ -6,7 +6,7 @@ import * as hdr from "hdr-histogram-js";
 import { DEV_JWT_SECRET } from "../cmd/services.js";
 import { mintToken } from "../cmd/token.js";
 import { RawSocket } from "./rawsocket.js";
-import { cpuSecondsOf, machineUsage, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
+import { cpuSecondsOf, machineUsage, processReports, sampleAll, usage, type MachineUsage, type ProcessReport, type Snapshot } from "./procstat.js";
 
 export interface GroupBenchOptions {
   url: string;
@@ -35,7 +35,7 @@ export interface GroupBenchResult {
   ackLatencyMs: { p50: number; p99: number };
   /** CPU of the mesh and the infrastructure (the load generator excluded) per device delivery. */
   cpuMicrosPerDelivery: number;
-  processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  processes: Record<string, ProcessReport>;
   /** The whole machine over the measured window (see machineUsage). */
   machineCpu: MachineUsage | undefined;
   chart: [number, number][];
@@ -166,7 +166,7 @@ export async function groupBench(o: GroupBenchOptions): Promise<GroupBenchResult
     deliveryLatencyMs: { p50: ms(perDelivery.getValueAtPercentile(50)), p99: ms(perDelivery.getValueAtPercentile(99)) },
     ackLatencyMs: { p50: ms(acks.getValueAtPercentile(50)), p99: ms(acks.getValueAtPercentile(99)) },
     cpuMicrosPerDelivery: deliveries === 0 ? 0 : Math.round((meshCpu / deliveries) * 1e6 * 10) / 10,
-    processes: Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }])),
+    processes: processReports(used),
     machineCpu: machineUsage(from, after),
     chart: [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(lastRecipient.getValueAtPercentile(p))]),
   };

@@ -1,5 +1,5 @@
-// CPU time and memory of processes, and the machine's busy and stolen CPU time, read from /proc
-// (Linux), for the benchmark's report.
+// CPU time and memory of processes, how long their threads waited for a core, and the machine's
+// busy and stolen CPU time, read from /proc (Linux), for the benchmark's report.
 import { readdirSync, readFileSync } from "node:fs";
 /** Kernel clock ticks per second (USER_HZ): 100 on mainstream Linux builds. */
 const clockTicks = 100;
@@ -7,6 +7,12 @@ const clockTicks = 100;
 export interface ProcSample {
   cpuSeconds: number;
   rssBytes: number;
+  /**
+   * Run-queue time (/proc/PID/task/TID/schedstat: runnable, not running), seconds: of all the
+   * process's threads together, and of its main thread alone (a Node.js process's JavaScript),
+   * with the main thread's time on a core. Undefined where the kernel keeps no schedstat.
+   */
+  sched?: { waitSeconds: number; main: { cpuSeconds: number; waitSeconds: number } };
   /** For a group of processes: each one's own sample, by pid. */
   parts?: Map<number, ProcSample>;
 }
@@ -17,10 +23,33 @@ export function sample(pid: number): ProcSample | undefined {
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
     const rssPages = Number(fields[21]);
-    return { cpuSeconds: ticks / clockTicks, rssBytes: rssPages * 4096 };
+    const sched = sampleSched(pid);
+    return { cpuSeconds: ticks / clockTicks, rssBytes: rssPages * 4096, ...(sched === undefined ? {} : { sched }) };
   } catch {
     return undefined;
   }
+}
+
+/** A thread's time on a core and in the run queue, seconds (the first two fields of its schedstat, ns). */
+function threadSched(pid: number, tid: string): { cpuSeconds: number; waitSeconds: number } | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").trim().split(/\s+/).map(Number);
+    return run === undefined || wait === undefined || Number.isNaN(run) || Number.isNaN(wait) ? undefined : { cpuSeconds: run / 1e9, waitSeconds: wait / 1e9 };
+  } catch {
+    return undefined;
+  }
+}
+
+function sampleSched(pid: number): ProcSample["sched"] {
+  const main = threadSched(pid, String(pid));
+  if (main === undefined) return undefined;
+  let waitSeconds = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) waitSeconds += threadSched(pid, tid)?.waitSeconds ?? 0;
+  } catch {
+    return undefined;
+  }
+  return { waitSeconds, main };
 }
 
 /** The machine's CPU time over all cores since boot, in seconds (the first line of /proc/stat). */
@@ -98,16 +127,59 @@ export const sampleAll = (pids: Record<string, number>): Snapshot => ({
   machine: sampleMachine(),
 });
 
-/** CPU (percent of one core) and RSS of each process between two snapshots `seconds` apart. */
-export function usage(before: Snapshot, after: Snapshot, seconds: number): Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> {
-  const out: Record<string, { cpuPercent: number; cpuSeconds: number; rssMB: number }> = {};
+/**
+ * How long a process's threads waited for a core over an interval, in percent of the interval
+ * (runnable, not running; summed over threads, so a process can pass 100): on a machine whose
+ * cores are all taken, what each hop of a message waits besides its own work. The main thread's
+ * share is a Node.js process's JavaScript, which runs one thing at a time.
+ */
+export interface CoreWait {
+  waitPercent: number;
+  main: { cpuPercent: number; waitPercent: number };
+}
+
+export interface ProcessUsage {
+  cpuPercent: number;
+  cpuSeconds: number;
+  rssMB: number;
+  coreWait?: CoreWait;
+}
+
+const percentOf = (x: number, seconds: number) => Math.round((x / seconds) * 1000) / 10;
+
+/** A single process's core waits between two samples (none for a group, or without schedstat, or across a restart). */
+function coreWaitBetween(b: ProcSample, a: ProcSample, seconds: number): CoreWait | undefined {
+  if (a.sched === undefined || b.sched === undefined || a.sched.main.cpuSeconds < b.sched.main.cpuSeconds) return undefined;
+  return {
+    waitPercent: percentOf(a.sched.waitSeconds - b.sched.waitSeconds, seconds),
+    main: { cpuPercent: percentOf(a.sched.main.cpuSeconds - b.sched.main.cpuSeconds, seconds), waitPercent: percentOf(a.sched.main.waitSeconds - b.sched.main.waitSeconds, seconds) },
+  };
+}
+
+/** CPU (percent of one core), RSS and core waits of each process between two snapshots `seconds` apart. */
+export function usage(before: Snapshot, after: Snapshot, seconds: number): Record<string, ProcessUsage> {
+  const out: Record<string, ProcessUsage> = {};
   for (const [name, a] of Object.entries(after.processes)) {
     const b = before.processes[name];
     if (a === undefined || b === undefined) continue;
     const cpuSeconds = cpuBetween(b, a);
-    out[name] = { cpuPercent: Math.round((cpuSeconds / seconds) * 1000) / 10, cpuSeconds, rssMB: Math.round(a.rssBytes / 1e5) / 10 };
+    const coreWait = coreWaitBetween(b, a, seconds);
+    out[name] = { cpuPercent: percentOf(cpuSeconds, seconds), cpuSeconds, rssMB: Math.round(a.rssBytes / 1e5) / 10, ...(coreWait === undefined ? {} : { coreWait }) };
   }
   return out;
+}
+
+/** What a report keeps of each process's usage (`usage` without the raw seconds). */
+export type ProcessReport = Omit<ProcessUsage, "cpuSeconds">;
+
+export const processReports = (used: Record<string, ProcessUsage>): Record<string, ProcessReport> =>
+  Object.fromEntries(Object.entries(used).map(([name, u]) => [name, { cpuPercent: u.cpuPercent, rssMB: u.rssMB, ...(u.coreWait === undefined ? {} : { coreWait: u.coreWait }) }]));
+
+/** "  edge           cpu   35.4%  rss 256.5 MB  waited for a core 52.7% (main thread ran 31.8%, waited 39.6%)" */
+export function processLine(name: string, p: ProcessReport): string {
+  const w = p.coreWait;
+  const wait = w === undefined ? "" : `  waited for a core ${w.waitPercent}% (main thread ran ${w.main.cpuPercent}%, waited ${w.main.waitPercent}%)`;
+  return `  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB${wait}`;
 }
 
 /** CPU seconds of the processes `which` selects (all by default) in a `usage` reading. */

@@ -21,7 +21,7 @@ import { ChatSocket } from "../packages/client/src/websocket.js";
 import { floorBench } from "./floor.js";
 import { groupBench } from "./group.js";
 import { idleBench } from "./idle.js";
-import { cpuSecondsOf, machineNote, machineUsage, processPids, sampleAll, usage, type MachineUsage, type Snapshot } from "./procstat.js";
+import { cpuSecondsOf, machineNote, machineUsage, processLine, processPids, processReports, sampleAll, usage, type MachineUsage, type ProcessReport, type Snapshot } from "./procstat.js";
 import { latencyChart, type Series } from "./svg.js";
 
 const { values: args } = parseArgs({
@@ -68,7 +68,8 @@ interface RunResult {
    * routing and the edge's Deliver.
    */
   stagesMs: { sendToStored: { p50: number; p99: number }; storedToDelivered: { p50: number; p99: number } };
-  processes: Record<string, { cpuPercent: number; rssMB: number }>;
+  /** CPU, memory and, where the kernel keeps schedstat, how long each process waited for a core (procstat.ts CoreWait). */
+  processes: Record<string, ProcessReport>;
   /**
    * CPU of the mesh and its infrastructure (every process but the load generator) per message
    * delivered in the measured window, ms: what a message costs, steadier than latency on a machine
@@ -191,7 +192,7 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
   while (sentAt.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   const ms = (us: number) => Math.round(us) / 1000;
   const used = usage(from, after, durationS);
-  const processes = Object.fromEntries(Object.entries(used).map(([k, u]) => [k, { cpuPercent: u.cpuPercent, rssMB: u.rssMB }]));
+  const processes = processReports(used);
   const systemCpuSeconds = cpuSecondsOf(used, (name) => name !== "loadgen");
   const chart: [number, number][] = [0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99].map((p) => [p, ms(histogram.getValueAtPercentile(p))]);
   return {
@@ -307,7 +308,7 @@ async function main(): Promise<void> {
     log(`  send->ack ms: p50 ${main_.ackLatencyMs.p50} p99 ${main_.ackLatencyMs.p99}`);
     const { sendToStored, storedToDelivered } = main_.stagesMs;
     log(`  split at server_time, ms: send->stored p50 ${sendToStored.p50} p99 ${sendToStored.p99}, stored->delivered p50 ${storedToDelivered.p50} p99 ${storedToDelivered.p99}`);
-    for (const [name, p] of Object.entries(main_.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+    for (const [name, p] of Object.entries(main_.processes)) log(processLine(name, p));
     log(`  mesh and infrastructure: ${main_.cpuMsPerMessage} ms cpu/message (the load generator left out)`);
     log(`  ${machineNote(main_.machineCpu)}`);
     log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
@@ -345,7 +346,7 @@ async function groupScenario(url: string, pids: Record<string, number>, mode: st
   log(`  latency of each delivery ms: p50 ${r.deliveryLatencyMs.p50} p99 ${r.deliveryLatencyMs.p99}`);
   log(`  send -> ack ms: p50 ${r.ackLatencyMs.p50} p99 ${r.ackLatencyMs.p99}`);
   log(`  CPU per delivery (mesh and infrastructure): ${r.cpuMicrosPerDelivery} µs`);
-  for (const [name, p] of Object.entries(r.processes)) log(`  ${name.padEnd(14)} cpu ${String(p.cpuPercent).padStart(6)}%  rss ${p.rssMB} MB`);
+  for (const [name, p] of Object.entries(r.processes)) log(processLine(name, p));
   log(`  ${machineNote(r.machineCpu)}`);
   log(`  wrote ${base}.json and ${base}.svg`);
 }

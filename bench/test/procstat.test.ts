@@ -1,9 +1,12 @@
 // The benchmark's machine-wide CPU reading (/proc/stat): a busy interval shows as busy time, and
-// the shares stay within the machine's time.
+// the shares stay within the machine's time. Its processes' waits for a core (schedstat): more
+// busy processes than cores wait, and a report line names the wait.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { spawn } from "node:child_process";
 import { cpus } from "node:os";
-import { cpuSecondsOf, machineNote, machineUsage, sampleAll } from "../procstat.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cpuSecondsOf, machineNote, machineUsage, processLine, processReports, sampleAll, usage } from "../procstat.js";
 
 describe("machine CPU", () => {
   it("counts a busy interval as busy, within all cores' time", () => {
@@ -35,5 +38,48 @@ describe("processes' CPU", () => {
     assert.equal(cpuSecondsOf(used, (name) => name !== "loadgen"), 5);
     assert.equal(cpuSecondsOf(used, (name) => name.startsWith("edge")), 2);
     assert.equal(cpuSecondsOf({}), 0);
+  });
+});
+
+describe("waits for a core", () => {
+  it("shows processes that outnumber the cores waiting, most of it their main thread's", async () => {
+    // Twice as many single-threaded spinning processes as cores: together they can run at most
+    // `cores` seconds a second, so about as long again is spent waiting.
+    const cores = cpus().length;
+    const spin = "const until = Date.now() + 2500; while (Date.now() < until);";
+    const children = Array.from({ length: 2 * cores }, () => spawn(process.execPath, ["-e", spin], { stdio: "ignore" }));
+    try {
+      const pids = Object.fromEntries(children.map((c, i) => [`spin-${i}`, c.pid ?? 0]));
+      await sleep(600); // past their start-up
+      const before = sampleAll(pids);
+      await sleep(1000);
+      const after = sampleAll(pids);
+      const used = usage(before, after, 1);
+      const waits = Object.values(used).map((u) => u.coreWait);
+      assert.equal(waits.length, children.length, "a spinning process was not sampled");
+      let ran = 0;
+      let waited = 0;
+      for (const w of waits) {
+        assert.ok(w !== undefined, "no schedstat reading");
+        ran += w.main.cpuPercent;
+        waited += w.main.waitPercent;
+        assert.ok(w.waitPercent >= w.main.waitPercent - 0.1, `all threads waited ${w.waitPercent}%, the main one ${w.main.waitPercent}%`);
+      }
+      // Ran: at most the cores' time; waited: at least half of what they ran (a machine busy with
+      // anything else only adds to it).
+      assert.ok(ran <= 100 * cores + 5, `ran ${ran}% on ${cores} cores`);
+      assert.ok(ran >= 30 * cores, `ran only ${ran}% on ${cores} cores`);
+      assert.ok(waited >= ran / 2, `waited ${waited}% while running ${ran}%`);
+      const [name, report] = Object.entries(processReports(used))[0] ?? [];
+      assert.ok(name !== undefined && report !== undefined);
+      assert.match(processLine(name, report), /^  spin-0 +cpu +[\d.]+%  rss [\d.]+ MB  waited for a core [\d.]+% \(main thread ran [\d.]+%, waited [\d.]+%\)$/);
+    } finally {
+      for (const c of children) c.kill();
+    }
+  });
+
+  it("leaves the wait out where there is none to compare (a process restarted, or a group)", () => {
+    const line = processLine("postgres", { cpuPercent: 1.5, rssMB: 90 });
+    assert.equal(line, "  postgres       cpu    1.5%  rss 90 MB");
   });
 });
