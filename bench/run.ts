@@ -22,6 +22,7 @@ import { floorBench } from "./floor.js";
 import { groupBench } from "./group.js";
 import { idleBench } from "./idle.js";
 import { cpuSecondsOf, machineNote, machineUsage, processLine, processPids, processReports, sampleAll, usage, type MachineUsage, type ProcessReport, type Snapshot } from "./procstat.js";
+import { summarizeRepeats, type Spread } from "./repeats.js";
 import { latencyChart, type Series } from "./svg.js";
 
 const { values: args } = parseArgs({
@@ -40,6 +41,7 @@ const { values: args } = parseArgs({
     idle: { type: "string", default: "30" },
     "connect-rate": { type: "string", default: "300" },
     timeline: { type: "boolean", default: false },
+    repeat: { type: "string", default: "1" },
   },
 });
 const CLIENTS = Number(args.clients ?? (args.scenario === "idle" ? 100_000 : 2000));
@@ -223,19 +225,74 @@ async function runAt(rate: number, durationS: number, warmupS: number, sockets: 
   };
 }
 
+/** The direct scenario's result of one mesh: what `make bench` writes to var/bench/<mode>-<time>.json. */
+interface DirectResult {
+  mode: string;
+  machine: string;
+  clients: number;
+  command: string;
+  at: string;
+  prime: RunResult;
+  main: RunResult;
+  sweep: RunResult[];
+  highestRateWithP99Under200ms: number;
+}
+
+type Mesh = Awaited<ReturnType<typeof startCluster>>;
+
 async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
   const mode = args.embedded ? "embedded" : "cluster";
+  const repeat = Number(args.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error(`--repeat ${args.repeat}: a whole number of runs, 1 or more`);
+  if (repeat > 1 && args.scenario !== "direct") throw new Error(`--repeat is for the direct scenario (each repeat on a mesh of its own), not --scenario ${args.scenario}`);
   log(args.scenario === "group" ? `bench: group of ${args.members}, ${mode} mode, machine ${machine}` : `bench: ${args.scenario} scenario, ${mode} mode, ${CLIENTS} clients, machine ${machine}`);
   if (args.scenario === "floor") {
     await floorScenario(machine);
     return;
   }
+  let mesh: Mesh | undefined;
+  // Interrupted (Ctrl-C, a timeout): the mesh goes too, not left running.
+  const interrupted = (signal: NodeJS.Signals) => {
+    log(`bench: ${signal}; stopping the mesh`);
+    void (mesh === undefined ? Promise.resolve() : stopCluster(mesh)).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
+  if (args.scenario !== "direct") {
+    mesh = await startMesh(mode);
+    try {
+      if (args.scenario === "group") await groupScenario(url, processPids(mesh), mode, machine);
+      else if (args.scenario === "idle") await idleScenario(mesh, mode, machine);
+      else throw new Error(`unknown --scenario ${args.scenario} (direct, group, idle or floor)`);
+    } finally {
+      await stopCluster(mesh);
+    }
+    return;
+  }
+  // Each repeat starts a mesh of its own: a run's latency tends to stay where it starts (see the
+  // README), so repeats on one mesh would hide most of the spread.
+  const runs: { result: DirectResult; file: string }[] = [];
+  for (let i = 1; i <= repeat; i++) {
+    if (repeat > 1) log(`\nrepeat ${i} of ${repeat}`);
+    mesh = await startMesh(mode);
+    try {
+      runs.push(await directScenario(url, mesh, mode, machine));
+    } finally {
+      await stopCluster(mesh);
+      mesh = undefined;
+    }
+  }
+  if (repeat > 1) writeRepeatSummary(runs, mode, machine);
+}
+
+async function startMesh(mode: string): Promise<Mesh> {
   const env = { JWT_HS256_SECRET: DEV_JWT_SECRET, LOG_LEVEL: process.env["LOG_LEVEL"] ?? "warn", WS_FRAMES_PER_SECOND: "1000", WS_FRAME_BURST: "1000", EDGE_DRAIN_MS: "0" };
   // The idle scenario: edges for the clients, and one more without any (its memory is the baseline).
   const edges = args.scenario === "idle" ? Math.ceil(CLIENTS / PER_EDGE) + 1 : 1;
-  if (args.scenario === "idle" && args.embedded) throw new Error("--scenario idle spreads clients over several edge processes: cluster mode only");
-  const mesh = args.embedded
+  if (args.scenario === "idle" && mode === "embedded") throw new Error("--scenario idle spreads clients over several edge processes: cluster mode only");
+  return mode === "embedded"
     ? await startEmbeddedProcess({ env, portOffset: OFFSET, logDir: "var/bench/logs", dataDir: `var/bench/data-${Date.now()}` })
     : await startCluster({
         env: { ...env, PG_URL: process.env["PG_URL"], REDIS_URL: process.env["REDIS_URL"], KAFKA_BROKERS: process.env["KAFKA_BROKERS"], CASSANDRA_CONTACT_POINTS: process.env["CASSANDRA_CONTACT_POINTS"], CASSANDRA_LOCAL_DC: process.env["CASSANDRA_LOCAL_DC"], CASSANDRA_KEYSPACE: "chat_bench" },
@@ -245,31 +302,23 @@ async function main(): Promise<void> {
         busNamespace: `bench-${Date.now().toString(36)}.`,
         edges,
       });
-  // Interrupted (Ctrl-C, a timeout): the mesh goes too, not left running.
-  const interrupted = (signal: NodeJS.Signals) => {
-    log(`bench: ${signal}; stopping the mesh`);
-    void stopCluster(mesh).finally(() => process.exit(130));
-  };
-  process.once("SIGINT", interrupted);
-  process.once("SIGTERM", interrupted);
+}
+
+async function idleScenario(mesh: Mesh, mode: string, machine: string): Promise<void> {
+  const r = await idleBench({ mesh, clients: CLIENTS, perEdge: PER_EDGE, storm: Number(args.storm), idleS: Number(args.idle), connectRate: Number(args["connect-rate"]), portOffset: OFFSET, pids: processPids(mesh), log });
+  const result = { scenario: "idle", mode, machine, command: commandLine(), at: new Date().toISOString(), ...r };
+  mkdirSync("var/bench", { recursive: true });
+  const file = `var/bench/idle-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
+  writeFileSync(file, JSON.stringify(result, null, 2));
+  log(`  wrote ${file}`);
+}
+
+/** One run of the direct scenario on `mesh`: its result, also written to `file` (and an SVG beside it). */
+async function directScenario(url: string, mesh: Mesh, mode: string, machine: string): Promise<{ result: DirectResult; file: string }> {
+  const t0 = performance.now();
+  const { sockets, onDelivery } = await openClients(url);
+  log(`connected ${sockets.length} clients in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   try {
-    const url = `ws://127.0.0.1:${PUBLIC_PORT + OFFSET}/ws`;
-    if (args.scenario === "group") {
-      await groupScenario(url, processPids(mesh), mode, machine);
-      return;
-    }
-    if (args.scenario === "idle") {
-      const r = await idleBench({ mesh, clients: CLIENTS, perEdge: PER_EDGE, storm: Number(args.storm), idleS: Number(args.idle), connectRate: Number(args["connect-rate"]), portOffset: OFFSET, pids: processPids(mesh), log });
-      const result = { scenario: "idle", mode, machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), ...r };
-      mkdirSync("var/bench", { recursive: true });
-      const file = `var/bench/idle-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
-      writeFileSync(file, JSON.stringify(result, null, 2));
-      log(`  wrote ${file}`);
-      return;
-    }
-    const t0 = performance.now();
-    const { sockets, onDelivery } = await openClients(url);
-    log(`connected ${sockets.length} clients in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const conversations: string[] = [];
     for (let i = 0; i + 1 < sockets.length; i += 2) {
       const r = await sockets[i]?.call("getOrCreateDirectConversation", { peerId: `bench-${i / 2}-b` });
@@ -293,9 +342,8 @@ async function main(): Promise<void> {
     }
     const timeline: TimelineRow[] | undefined = args.timeline ? [] : undefined;
     const main_ = await runAt(Number(args.rate), Number(args.duration), Number(args.warmup), sockets, conversations, onDelivery, pids, `${runId}m:`, timeline);
-    const passing = sweep.filter((r) => r.latencyMs.p99 <= P99_BOUND_MS && r.delivered >= r.sent * 0.999);
-    const best = passing.reduce((m, r) => Math.max(m, r.deliveryRate), 0);
-    const result = { mode, machine, clients: sockets.length, command: `make bench ${process.argv.slice(2).join(" ")}`.trim(), at: new Date().toISOString(), prime, main: main_, sweep, highestRateWithP99Under200ms: best };
+    const best = highestPassingRate(sweep);
+    const result: DirectResult = { mode, machine, clients: sockets.length, command: commandLine(), at: new Date().toISOString(), prime, main: main_, sweep, highestRateWithP99Under200ms: best };
     mkdirSync("var/bench", { recursive: true });
     const base = `var/bench/${mode}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
     writeFileSync(`${base}.json`, JSON.stringify(result, null, 2));
@@ -313,17 +361,38 @@ async function main(): Promise<void> {
     log(`  ${machineNote(main_.machineCpu)}`);
     log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${best}/s`);
     log(`  wrote ${base}.json and ${base}.svg${timeline === undefined ? "" : ` and ${base}.timeline.csv`}`);
-    await Promise.all(sockets.map((s) => s.close()));
+    return { result, file: `${base}.json` };
   } finally {
-    await stopCluster(mesh);
+    await Promise.all(sockets.map((s) => s.close()));
   }
+}
+
+const commandLine = () => `make bench ARGS="${process.argv.slice(2).join(" ")}"`;
+
+/** The highest delivered rate of a sweep whose p99 stayed within the bound with (nearly) everything delivered; 0 for none. */
+const highestPassingRate = (sweep: RunResult[]): number =>
+  sweep.filter((r) => r.latencyMs.p99 <= P99_BOUND_MS && r.delivered >= r.sent * 0.999).reduce((m, r) => Math.max(m, r.deliveryRate), 0);
+
+/** The repeats of --repeat side by side, with their medians: var/bench/<mode>-<time>-repeats.json. */
+function writeRepeatSummary(runs: { result: DirectResult; file: string }[], mode: string, machine: string): void {
+  const summary = summarizeRepeats(runs.map(({ result: r }) => ({ main: r.main, sweep: r.sweep, highestRateWithP99Under200ms: r.highestRateWithP99Under200ms })));
+  const file = `var/bench/${mode}-${new Date().toISOString().replace(/[:.]/g, "-")}-repeats.json`;
+  writeFileSync(file, JSON.stringify({ mode, machine, command: commandLine(), at: new Date().toISOString(), runs: runs.map((r) => r.file), ...summary }, null, 2));
+  const m = summary.main;
+  const spread = (s: Spread, unit = "") => `${s.median}${unit} (${s.min}-${s.max})`;
+  log(`\n${runs.length} repeats, each on a mesh of its own (${mode}, ${machine}): median (lowest-highest)`);
+  log(`  ${summary.offeredRate}/s end-to-end latency ms: p50 ${spread(m.p50)} p90 ${spread(m.p90)} p99 ${spread(m.p99)} p99.9 ${spread(m.p999)}`);
+  log(`  mesh and infrastructure: ${spread(m.cpuMsPerMessage)} ms cpu/message; machine busy ${spread(m.busyPercent, "%")} steal ${spread(m.stealPercent, "%")}`);
+  for (const [rate, s] of Object.entries(summary.sweepP99)) log(`  sweep ${rate}/s p99 ms: ${spread(s)} in ${s.runs} of ${runs.length}`);
+  log(`  highest delivered rate with p99 <= ${P99_BOUND_MS} ms: ${spread(summary.highestRateWithP99Under200ms, "/s")}`);
+  log(`  wrote ${file}`);
 }
 
 async function floorScenario(machine: string): Promise<void> {
   const all = processPids([]);
   const pids = Object.fromEntries(Object.entries(all).filter(([name]) => ["loadgen", "cassandra", "kafka"].includes(name)));
   const steps = await floorBench({ rate: Number(args.rate), durationS: Number(args.duration), warmupS: Number(args.warmup), pids, log });
-  const result = { scenario: "floor", machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), steps };
+  const result = { scenario: "floor", machine, command: commandLine(), at: new Date().toISOString(), steps };
   mkdirSync("var/bench", { recursive: true });
   const file = `var/bench/floor-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
   writeFileSync(file, JSON.stringify(result, null, 2));
@@ -334,7 +403,7 @@ async function floorScenario(machine: string): Promise<void> {
 
 async function groupScenario(url: string, pids: Record<string, number>, mode: string, machine: string): Promise<void> {
   const r = await groupBench({ url, members: Number(args.members), rate: Number(args.rate), durationS: Number(args.duration), warmupS: Number(args.warmup), pids, log });
-  const result = { scenario: "group", mode, machine, command: `make bench ARGS="${process.argv.slice(2).join(" ")}"`, at: new Date().toISOString(), ...r };
+  const result = { scenario: "group", mode, machine, command: commandLine(), at: new Date().toISOString(), ...r };
   mkdirSync("var/bench", { recursive: true });
   const base = `var/bench/group-${mode}-${new Date().toISOString().replace(/[:.]/g, "-")}`;
   writeFileSync(`${base}.json`, JSON.stringify(result, null, 2));
