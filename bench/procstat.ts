@@ -41,15 +41,19 @@ function threadSched(pid: number, tid: string): { cpuSeconds: number; waitSecond
 }
 
 function sampleSched(pid: number): ProcSample["sched"] {
-  const main = threadSched(pid, String(pid));
-  if (main === undefined) return undefined;
+  let main: { cpuSeconds: number; waitSeconds: number } | undefined;
   let waitSeconds = 0;
   try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) waitSeconds += threadSched(pid, tid)?.waitSeconds ?? 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const t = threadSched(pid, tid);
+      if (t === undefined) continue;
+      waitSeconds += t.waitSeconds;
+      if (tid === String(pid)) main = t;
+    }
   } catch {
     return undefined;
   }
-  return { waitSeconds, main };
+  return main === undefined ? undefined : { waitSeconds, main };
 }
 
 /** The machine's CPU time over all cores since boot, in seconds (the first line of /proc/stat). */
