@@ -29,10 +29,11 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error && 
 
 # Runtime: compiled services and production dependencies, no compiler, no tests, non-root.
 FROM node:24.21.0-bookworm-slim
-# NODE_OPTIONS: a 16 MB young generation, as the local cluster runs its services (cmd/cluster.ts
-# SERVICE_NODE_OPTIONS); a service's settings.NODE_OPTIONS in the chart replaces it.
+# NODE_OPTIONS: a 16 MB young generation and one V8 helper thread, as the local cluster runs its
+# services (cmd/cluster.ts SERVICE_NODE_OPTIONS); a service's settings.NODE_OPTIONS in the chart
+# replaces it.
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--max-semi-space-size=16 \
+    NODE_OPTIONS="--max-semi-space-size=16 --v8-pool-size=1" \
     HOST=0.0.0.0 \
     PUBLIC_HOST=0.0.0.0 \
     DATA_DIR=/tmp/chat-data

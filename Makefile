@@ -67,7 +67,7 @@ test: deps
 # flags: ARGS="--clients 2000 --rate 1000 --duration 30 --sweep 1000,1500,2000,3000"). It runs with
 # the services' Node options (cmd/cluster.ts): its own GC pauses would show up as latency.
 bench: build infra-up
-	source infra/env.sh && NODE_OPTIONS=--max-semi-space-size=16 node dist/bench/run.js $(ARGS)
+	source infra/env.sh && NODE_OPTIONS="--max-semi-space-size=16 --v8-pool-size=1" node dist/bench/run.js $(ARGS)
 
 # A development token for the public API: make token USER=alice
 token: build

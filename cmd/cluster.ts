@@ -45,9 +45,13 @@ const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
  * container image sets the same). A 16 MB young generation instead of V8's default for a host
  * with this much memory (64 MB semi-spaces): a scavenge then pauses a busy service for about half
  * as long. In six interleaved pairs of group runs (500 members, 101 msg/s) p99 to the last
- * recipient was 169-205 ms with it and 177-416 ms without.
+ * recipient was 169-205 ms with it and 177-416 ms without. One V8 helper thread instead of four
+ * (`--v8-pool-size`, for the collector's parallel and concurrent work and background compiles): a
+ * service is one event loop, and on a host of few cores four helpers per process only add threads
+ * that wake to contend for them. Six interleaved pairs at 1,000 msg/s (README, Benchmark): p99
+ * 76-144 ms (median 95) with it, 116-370 ms (median 150) without, the same CPU per message.
  */
-export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=16";
+export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=16 --v8-pool-size=1";
 
 /**
  * The environment of one service process (`instance` > 0: one more edge, with ports of its own, or
