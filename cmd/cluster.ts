@@ -48,8 +48,8 @@ const CHAT = fileURLToPath(new URL("./chat.js", import.meta.url));
  * recipient was 169-205 ms with it and 177-416 ms without. One V8 helper thread instead of four
  * (`--v8-pool-size`, for the collector's parallel and concurrent work and background compiles): a
  * service is one event loop, and on a host of few cores four helpers per process only add threads
- * that wake to contend for them. Eight interleaved pairs at 1,000 msg/s (README, Benchmark): p99
- * 76-144 ms (median 89) with it, 65-370 ms (median 143) without, the same CPU per message.
+ * that wake to contend for them. Twelve interleaved pairs at 1,000 msg/s (README, Benchmark): p99
+ * 76-144 ms (median 92) with it, 65-764 ms (median 143) without, the same CPU per message.
  */
 export const SERVICE_NODE_OPTIONS = "--max-semi-space-size=16 --v8-pool-size=1";
 
