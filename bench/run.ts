@@ -5,11 +5,12 @@
 // message's server_time (send -> stored, stored -> delivered), CPU, memory and waits for a core of
 // every process, a progress line each second, a JSON result and an SVG chart under var/bench/ (with
 // --timeline, a CSV of every measured message: when it was sent and how long it took).
-// Then a sweep of rates finds the highest one that keeps p99 <= 200 ms. `--repeat N` does all of
-// it N times, each on a mesh of its own, and sums the runs up as medians (bench/repeats.ts). `--scenario group` runs
-// the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a reconnect
-// storm (bench/idle.ts), `--scenario floor` what Kafka and Cassandra alone cost per message, with no
-// mesh (bench/floor.ts).
+// The main run at --rate comes first, after --main-warmup seconds at that rate; then a sweep of
+// rates finds the highest one that keeps p99 <= 200 ms. `--repeat N` does all of it N times, each
+// on a mesh of its own, and sums the runs up as medians (bench/repeats.ts). `--scenario group`
+// runs the group scenario instead (bench/group.ts), `--scenario idle` idle connections and a
+// reconnect storm (bench/idle.ts), `--scenario floor` what Kafka and Cassandra alone cost per
+// message, with no mesh (bench/floor.ts).
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import * as hdr from "hdr-histogram-js";
 import { mkdirSync, writeFileSync } from "node:fs";
