@@ -8,11 +8,12 @@ export interface ProcSample {
   cpuSeconds: number;
   rssBytes: number;
   /**
-   * Run-queue time (/proc/PID/task/TID/schedstat: runnable, not running), seconds: of all the
-   * process's threads together, and of its main thread alone (a Node.js process's JavaScript),
-   * with the main thread's time on a core. Undefined where the kernel keeps no schedstat.
+   * Run-queue time (/proc/PID/task/TID/schedstat: runnable, not running), seconds: of each of the
+   * process's threads by thread id (a JVM's pool threads come and go: an interval counts the
+   * threads its second sample finds), and of its main thread alone (a Node.js process's
+   * JavaScript), with the main thread's time on a core. Undefined where the kernel keeps no schedstat.
    */
-  sched?: { waitSeconds: number; main: { cpuSeconds: number; waitSeconds: number } };
+  sched?: { waitSeconds: Map<string, number>; main: { cpuSeconds: number; waitSeconds: number } };
   /** For a group of processes: each one's own sample, by pid. */
   parts?: Map<number, ProcSample>;
 }
@@ -42,12 +43,12 @@ function threadSched(pid: number, tid: string): { cpuSeconds: number; waitSecond
 
 function sampleSched(pid: number): ProcSample["sched"] {
   let main: { cpuSeconds: number; waitSeconds: number } | undefined;
-  let waitSeconds = 0;
+  const waitSeconds = new Map<string, number>();
   try {
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
       const t = threadSched(pid, tid);
       if (t === undefined) continue;
-      waitSeconds += t.waitSeconds;
+      waitSeconds.set(tid, t.waitSeconds);
       if (tid === String(pid)) main = t;
     }
   } catch {
@@ -154,8 +155,16 @@ const percentOf = (x: number, seconds: number) => Math.round((x / seconds) * 100
 /** A single process's core waits between two samples (none for a group, or without schedstat, or across a restart). */
 function coreWaitBetween(b: ProcSample, a: ProcSample, seconds: number): CoreWait | undefined {
   if (a.sched === undefined || b.sched === undefined || a.sched.main.cpuSeconds < b.sched.main.cpuSeconds) return undefined;
+  // A thread that ended in the interval takes its waits with it (they go uncounted: a sum over all
+  // threads could fall and read as a negative wait); one that started (or reuses an ended one's id)
+  // counts from zero.
+  let waited = 0;
+  for (const [tid, w] of a.sched.waitSeconds) {
+    const before = b.sched.waitSeconds.get(tid) ?? 0;
+    waited += w >= before ? w - before : w;
+  }
   return {
-    waitPercent: percentOf(a.sched.waitSeconds - b.sched.waitSeconds, seconds),
+    waitPercent: percentOf(waited, seconds),
     main: { cpuPercent: percentOf(a.sched.main.cpuSeconds - b.sched.main.cpuSeconds, seconds), waitPercent: percentOf(a.sched.main.waitSeconds - b.sched.main.waitSeconds, seconds) },
   };
 }

@@ -42,6 +42,16 @@ describe("processes' CPU", () => {
 });
 
 describe("waits for a core", () => {
+  it("counts the threads of each interval: one that ended takes its waits with it, not a negative wait", () => {
+    const proc = (waits: [string, number][], mainWait: number) => ({ cpuSeconds: 1, rssBytes: 0, sched: { waitSeconds: new Map(waits), main: { cpuSeconds: 1, waitSeconds: mainWait } } });
+    // Thread 11 waited 5 s in all and ended; 12 waited 0.25 s more; 13 started and waited 0.5 s;
+    // 14's id was reused by a new thread that waited 0.1 s.
+    const before = { processes: { jvm: proc([["10", 1], ["11", 5], ["12", 2], ["14", 3]], 1) }, machine: undefined };
+    const after = { processes: { jvm: proc([["10", 1.25], ["12", 2.25], ["13", 0.5], ["14", 0.1]], 1.25) }, machine: undefined };
+    const w = usage(before, after, 1)["jvm"]?.coreWait;
+    assert.deepEqual(w, { waitPercent: 110, main: { cpuPercent: 0, waitPercent: 25 } });
+  });
+
   it("shows processes that outnumber the cores waiting, most of it their main thread's", async () => {
     // Twice as many single-threaded spinning processes as cores: together they can run at most
     // `cores` seconds a second, so about as long again is spent waiting.
