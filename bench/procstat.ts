@@ -11,7 +11,8 @@ export interface ProcSample {
    * Run-queue time (/proc/PID/task/TID/schedstat: runnable, not running), seconds: of each of the
    * process's threads by thread id (a JVM's pool threads come and go: an interval counts the
    * threads its second sample finds), and of its main thread alone (a Node.js process's
-   * JavaScript), with the main thread's time on a core. Undefined where the kernel keeps no schedstat.
+   * JavaScript), with the main thread's time on a core. Undefined where the kernel keeps no
+   * schedstat.
    */
   sched?: { waitSeconds: Map<string, number>; main: { cpuSeconds: number; waitSeconds: number } };
   /** For a group of processes: each one's own sample, by pid. */
