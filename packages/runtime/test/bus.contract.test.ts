@@ -2,6 +2,7 @@
 // (KAFKA_BROKERS, 127.0.0.1:19092 by default; the suite fails, naming it, when it is not up).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { Kafka, logLevel, type KafkaMessage } from "kafkajs";
 import { after, before, describe, it } from "node:test";
 import { createKafkaBus } from "../src/bus/kafka.js";
 import { createMemoryBus } from "../src/bus/memory.js";
@@ -218,6 +219,43 @@ function busContract(name: string, open: () => Bus): void {
 
 busContract("memory", () => createMemoryBus());
 busContract("kafka", () => createKafkaBus({ brokers: (process.env["KAFKA_BROKERS"] ?? "127.0.0.1:19092").split(","), clientId: "bus-contract" }));
+
+describe("kafka driver", () => {
+  it("sends the publishes of one turn of the event loop in one produce request", async () => {
+    const brokers = (process.env["KAFKA_BROKERS"] ?? "127.0.0.1:19092").split(",");
+    const bus = createKafkaBus({ brokers, clientId: "bus-gather" });
+    const kafka = new Kafka({ clientId: "bus-gather-reader", brokers, logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: `gather-${randomBytes(4).toString("hex")}` });
+    try {
+      const name = `gather-${randomBytes(4).toString("hex")}`;
+      await bus.ensureTopics([{ name, partitions: 1 }]);
+      await bus.publish(name, [{ key: "k", value: enc("first") }]); // connects the producer
+      // Ten callers, each publishing one record, in the same turn (as the appends of one write batch).
+      await Promise.all(Array.from({ length: 10 }, (_, i) => bus.publish(name, [{ key: "k", value: enc(`r${i}`) }])));
+      const got: KafkaMessage[] = [];
+      let done = () => {};
+      const all = new Promise<void>((resolve) => (done = resolve));
+      await consumer.connect();
+      await consumer.subscribe({ topics: [name], fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          got.push(message);
+          if (got.length === 11) done();
+        },
+      });
+      await all;
+      // Records of one produce request to one partition share their record batch (and its first offset).
+      const batchOf = (m: KafkaMessage) => String((m as KafkaMessage & { batchContext?: { firstOffset?: string } }).batchContext?.firstOffset);
+      const later = got.slice(1);
+      assert.deepEqual(later.map((m) => dec(m.value ?? new Uint8Array())), Array.from({ length: 10 }, (_, i) => `r${i}`));
+      assert.ok(later.every((m) => batchOf(m) !== "undefined"), "kafkajs names each record's batch");
+      assert.equal(new Set(later.map(batchOf)).size, 1, `record batches: ${later.map(batchOf).join(" ")}`);
+    } finally {
+      await consumer.disconnect();
+      await bus.close();
+    }
+  });
+});
 
 describe("bus namespaces", () => {
   it("keep two meshes on one broker apart, and show handlers the plain topic names", async () => {

@@ -105,7 +105,11 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     return producer;
   });
   // The idempotent producer allows one request in flight: publishes made meanwhile, or within the
-  // linger, go together in the next request.
+  // linger, go together in the next request. Without a linger, an idle queue's first request
+  // still waits for the end of the event loop's turn (`gather`): the publishes of the appends one
+  // Cassandra write stored are all made in that turn, and sent at once the first went alone and
+  // the rest waited a produce round trip behind it (at 1,000 msg/s: 1.6-2.3 ms more from stored to
+  // delivered at the median, and a fifth more produce requests).
   const sends = new KeyedBatchQueue<Outgoing, true>(async (_, batch) => {
     const byTopic = new Map<string, Outgoing["messages"]>();
     for (const o of batch) {
@@ -115,7 +119,7 @@ export function createKafkaBus(opts: KafkaBusOptions): Bus {
     }
     await (await producerConn.get()).sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
     return batch.map(() => true as const);
-  }, { maxBatch: Number.MAX_SAFE_INTEGER, lingerMs: opts.lingerMs ?? DEFAULT_LINGER_MS });
+  }, { maxBatch: Number.MAX_SAFE_INTEGER, gather: true, lingerMs: opts.lingerMs ?? DEFAULT_LINGER_MS });
   /** Open consumers, each with its commits. */
   const consumers = new Map<Consumer, CoalescedCommits>();
 
