@@ -334,8 +334,9 @@ async function dropBenchKeyspace(): Promise<void> {
 /**
  * And on a Kafka without the topics and consumer groups of earlier meshes (every name the bench
  * makes starts with "bench-"): each mesh made five topics of six partitions that stayed behind,
- * and with 130 of them (26 meshes of one afternoon) a run at 1,000 msg/s had p50 12.9-13.6 ms and
- * p99 41-49 ms, against 11.6-12.0 and 30-33 ms in the next two runs once they were deleted.
+ * and with 130 of them (26 meshes of one afternoon) the last four runs at 1,000 msg/s had p50
+ * 12.3-13.6 ms and p99 41-49 ms, against 11.6-12.0 and 30-33 ms in the next two once they were
+ * deleted.
  */
 async function deleteBenchTopics(): Promise<void> {
   const brokers = process.env["KAFKA_BROKERS"];
