@@ -221,7 +221,7 @@ busContract("memory", () => createMemoryBus());
 busContract("kafka", () => createKafkaBus({ brokers: (process.env["KAFKA_BROKERS"] ?? "127.0.0.1:19092").split(","), clientId: "bus-contract" }));
 
 describe("kafka driver", () => {
-  it("sends the publishes of one turn of the event loop in one produce request", async () => {
+  it("sends the publishes of one turn of the event loop in one produce request", { timeout: 30_000 }, async () => {
     const brokers = (process.env["KAFKA_BROKERS"] ?? "127.0.0.1:19092").split(",");
     const bus = createKafkaBus({ brokers, clientId: "bus-gather" });
     const kafka = new Kafka({ clientId: "bus-gather-reader", brokers, logLevel: logLevel.NOTHING });
