@@ -1,7 +1,7 @@
 // OpenTelemetry for the whole process: W3C trace context, spans exported over OTLP/HTTP when an
-// endpoint is configured (or kept in memory for tests; with neither, tracing is off), and metrics served on /metrics in the
-// Prometheus format by the service's own port, among them the process's memory and event-loop
-// delay (runtime.ts). Initialised once per process.
+// endpoint is configured (or kept in memory for tests; with neither, tracing is off), and metrics
+// served on /metrics in the Prometheus format by the service's own port, among them the process's
+// memory and event-loop delay (runtime.ts). Initialised once per process.
 import { context, metrics, propagation, trace, type Meter, type Tracer } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from "@opentelemetry/core";
